@@ -1,0 +1,156 @@
+"""The two kinds of Paddle model the converter accepts, as one :class:`Source`.
+
+(a) a PaddleOCR YAML config plus a ``.pdparams`` training checkpoint: we rebuild the network
+    (export-clean: no STN, no recognizer), load the weights strictly and ``jit.save`` it;
+(b) an inference model directory as PaddleOCR's ``tools/export_model.py`` writes it: Paddle 3
+    (``inference.json`` + ``inference.pdiparams``) or Paddle 2 (``inference.pdmodel`` + ``.pdiparams``).
+Either way a Source yields the files paddle2onnx reads and a Paddle reference to verify against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from textsr.manifest import sha256_file
+from textsr.spec import CHANNELS, INPUT_NAME, LR_HEIGHT, LR_WIDTH
+
+MODEL_SUFFIXES = (".json", ".pdmodel")
+
+
+@dataclass
+class Source:
+    """A Paddle model ready for paddle2onnx, with a function that runs it in Paddle."""
+
+    kind: str
+    algorithm: str
+    backbone: str
+    lr_size: tuple[int, int]
+    scale: int
+    model_file: Path
+    params_file: Path
+    reference: Callable[[np.ndarray], np.ndarray]
+    reference_name: str
+    provenance: dict[str, str] = field(default_factory=dict)
+
+
+def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path) -> Source:
+    """Build the network named by ``config``, load ``checkpoint`` strictly and save it for export."""
+    import paddle
+
+    from training.config import architecture, load_config
+    from training.networks import build_network, load_checkpoint
+
+    spec = architecture(load_config(config))
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    net = build_network(spec.backbone, **spec.kwargs)
+    load_checkpoint(net, checkpoint)
+    net.eval()
+    prefix = workdir / "inference"
+    input_spec = paddle.static.InputSpec([None, CHANNELS, *spec.lr_size], "float32", INPUT_NAME)
+    paddle.jit.save(paddle.jit.to_static(net, input_spec=[input_spec], full_graph=True), str(prefix))
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        with paddle.no_grad():
+            return net(paddle.to_tensor(x)).numpy()
+
+    return Source(
+        kind="paddleocr-checkpoint",
+        algorithm=spec.algorithm,
+        backbone=spec.backbone,
+        lr_size=spec.lr_size,
+        scale=spec.kwargs["scale_factor"],
+        model_file=prefix.with_suffix(".json"),
+        params_file=prefix.with_suffix(".pdiparams"),
+        reference=reference,
+        reference_name=f"Paddle {paddle.__version__} dygraph (eval mode)",
+        provenance={
+            "kind": "paddleocr-checkpoint",
+            "config": Path(config).name,
+            "checkpoint": Path(checkpoint).name,
+            "checkpoint_sha256": sha256_file(checkpoint),
+        },
+    )
+
+
+def find_inference_files(model_dir: str | Path) -> tuple[Path, Path]:
+    """Locate the program and parameter files of an exported inference model."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"inference model directory not found: {model_dir}")
+    for suffix in MODEL_SUFFIXES:
+        programs = sorted(p for p in model_dir.glob(f"*{suffix}") if p.with_suffix(".pdiparams").is_file())
+        if programs:
+            return programs[0], programs[0].with_suffix(".pdiparams")
+    raise FileNotFoundError(
+        f"{model_dir} holds no Paddle inference model: expected inference.json or inference.pdmodel "
+        "next to inference.pdiparams (as tools/export_model.py writes)"
+    )
+
+
+def _read_inference_yml(model_dir: Path) -> dict:
+    path = model_dir / "inference.yml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def from_inference_dir(model_dir: str | Path, algorithm: str | None = None) -> Source:
+    """Wrap an exported inference model; Paddle Inference is the reference."""
+    from paddle import inference
+
+    from training.config import ALGORITHMS
+
+    model_dir = Path(model_dir)
+    model_file, params_file = find_inference_files(model_dir)
+    meta = _read_inference_yml(model_dir)
+    algorithm = algorithm or (meta.get("Global") or {}).get("algorithm") or "unknown"
+    if algorithm != "unknown" and algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; supported: {sorted(ALGORITHMS)}")
+    cfg = inference.Config(str(model_file), str(params_file))
+    cfg.disable_gpu()
+    cfg.switch_ir_optim(True)
+    cfg.disable_glog_info()
+    predictor = inference.create_predictor(cfg)
+    in_handle = predictor.get_input_handle(predictor.get_input_names()[0])
+    out_names = predictor.get_output_names()
+    lr_size = (LR_HEIGHT, LR_WIDTH)  # what PaddleOCR's export_model.py fixes for SR models
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        in_handle.reshape(list(x.shape))
+        in_handle.copy_from_cpu(np.ascontiguousarray(x))
+        predictor.run()
+        for name in out_names:  # the SR output is the one with the upscaled spatial size
+            out = predictor.get_output_handle(name).copy_to_cpu()
+            if out.ndim == 4 and out.shape[2] > x.shape[2]:
+                return out
+        raise ValueError(f"{model_file}: no output is larger than the input; outputs {out_names}")
+
+    try:
+        reference(np.zeros((1, CHANNELS, *lr_size), np.float32))
+    except Exception as exc:
+        raise ValueError(f"{model_file} does not run on a [1, 3, {lr_size[0]}, {lr_size[1]}] input: {exc}") from None
+    return Source(
+        kind="paddle-inference-model",
+        algorithm=algorithm,
+        backbone=ALGORITHMS.get(algorithm, "unknown"),
+        lr_size=lr_size,
+        scale=0,  # measured from the graph's output shape by the converter
+        model_file=model_file,
+        params_file=params_file,
+        reference=reference,
+        reference_name="Paddle Inference (CPU)",
+        provenance={
+            "kind": "paddle-inference-model",
+            "model_file": model_file.name,
+            "model_sha256": sha256_file(model_file),
+            "params_file": params_file.name,
+            "params_sha256": sha256_file(params_file),
+        },
+    )

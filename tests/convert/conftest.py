@@ -1,0 +1,3 @@
+import pytest
+
+pytest.importorskip("paddle", reason="paddle is needed for the training tests (pip install -e '.[train]')")

@@ -1,0 +1,92 @@
+"""The ``textsr`` command line: one subcommand per job, each importing only what it needs.
+
+``textsr serve`` never imports paddle; ``convert`` and the training commands do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+CONVERT_HELP = """\
+Convert a PaddleOCR text super-resolution model (Text Telescope / TBSRN, Text Gestalt / TSRN)
+into a verified ONNX model folder: model.onnx (+ model.fp16.onnx with --fp16) and manifest.json.
+
+Two kinds of input:
+  (a) a PaddleOCR training config and checkpoint:
+        textsr convert --config configs/sr/sr_telescope.yml --checkpoint output/best_accuracy.pdparams --out models/telescope
+      the config is PaddleOCR's YAML, unchanged (sr_telescope.yml or sr_tsrn_transformer_strock.yml);
+      the checkpoint's keys may be bare or carry PaddleOCR's 'transform.' prefix; the STN and the
+      frozen recognizer are dropped, every other key must match exactly.
+  (b) a Paddle inference model directory, as PaddleOCR's tools/export_model.py writes it
+      (inference.json or inference.pdmodel, plus inference.pdiparams):
+        textsr convert --inference-dir output/sr_telescope/infer --algorithm Telescope --out models/telescope
+
+The ONNX graph takes 'lr' float32 [N, 3, 16, 64] in [0, 1] (RGB) and returns 'sr' [N, 3, 32, 128]
+clipped to [0, 1]. It is verified against Paddle on random and rendered text crops at batch 1 and 7;
+the conversion fails if max |diff| exceeds 1e-4 (fp16 graph: 5e-2).
+"""
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from convert.errors import ConversionError
+    from convert.pipeline import convert
+    from training.config import ConfigError
+    from training.networks import CheckpointMismatch
+
+    try:
+        convert(
+            args.out,
+            config=args.config,
+            checkpoint=args.checkpoint,
+            inference_dir=args.inference_dir,
+            algorithm=args.algorithm,
+            name=args.name,
+            opset=args.opset,
+            fp16=args.fp16,
+            simplify=args.simplify,
+        )
+    except (ConversionError, ConfigError, CheckpointMismatch, FileNotFoundError, ValueError) as exc:
+        print(f"textsr convert: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="Paddle checkpoint or inference model -> verified ONNX",
+        description=CONVERT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_argument_group("input (a): PaddleOCR config + checkpoint")
+    src.add_argument("--config", help="PaddleOCR YAML config (Architecture section is read)")
+    src.add_argument("--checkpoint", help="PaddleOCR .pdparams checkpoint")
+    inf = p.add_argument_group("input (b): Paddle inference model")
+    inf.add_argument("--inference-dir", help="directory with inference.json|.pdmodel + inference.pdiparams")
+    inf.add_argument("--algorithm", choices=["Telescope", "Gestalt"], help="algorithm of the inference model")
+    p.add_argument("--out", required=True, help="output folder for model.onnx and manifest.json")
+    p.add_argument("--name", help="model name recorded in the manifest (default: algorithm-backbone)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 13 (default 17)")
+    p.add_argument("--fp16", action="store_true", help="also write and verify model.fp16.onnx")
+    p.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim before verifying")
+    p.set_defaults(func=_cmd_convert)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (built on call, never at import)."""
+    parser = argparse.ArgumentParser(prog="textsr", description="Scene-text super-resolution: convert, serve, train.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``textsr`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,26 @@
+"""Facts about the super-resolution task that training, conversion and serving all rely on.
+
+The service never reads these: it reads the same numbers from a model's manifest, which the
+converter writes from here. Training and conversion import them so that the numbers exist once.
+"""
+
+from __future__ import annotations
+
+LR_HEIGHT = 16
+"""Height of the low-resolution model input (PaddleOCR: ``sr_image_shape`` 32 divided by the scale)."""
+LR_WIDTH = 64
+"""Width of the low-resolution model input."""
+SCALE = 2
+"""Upscaling factor of both networks (PaddleOCR ``scale_factor``/``down_sample_scale``)."""
+HR_HEIGHT = LR_HEIGHT * SCALE
+HR_WIDTH = LR_WIDTH * SCALE
+CHANNELS = 3
+"""RGB, float in [0, 1]."""
+
+INPUT_NAME = "lr"
+OUTPUT_NAME = "sr"
+
+TELESCOPE_ALPHABET = "-0123456789abcdefghijklmnopqrstuvwxyz"
+"""Classes of the Telescope recognizer (index 0 is the end/padding symbol ``-``)."""
+GESTALT_ALPHABET = "0123456789"
+"""Classes of the Gestalt recognizer: stroke codes, not characters."""

@@ -1,0 +1,110 @@
+"""PaddleOCR-schema YAML configs: loading, ``-o Section.key=value`` overrides, the architecture.
+
+Users bring PaddleOCR's own ``configs/sr/*.yml`` unchanged. Overrides are parsed with
+``yaml.safe_load`` so numbers stay numbers (as PaddleOCR's ``ArgsParser`` does) and a typo in a
+section name fails loudly. No global state: every function returns a new value.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from textsr.spec import SCALE
+
+SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metric", "Train", "Eval")
+ALGORITHMS = {"Telescope": "TBSRN", "Gestalt": "TSRN"}
+"""PaddleOCR ``Architecture.algorithm`` -> the backbone its published config uses."""
+TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode"}
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message names the key."""
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a PaddleOCR YAML config and apply ``Section.key=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config not found: {path}")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(cfg).__name__}")
+    unknown = sorted(set(cfg) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level sections {unknown}; PaddleOCR's are {list(SECTIONS)}")
+    return apply_overrides(cfg, overrides or [])
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``cfg`` with each ``A.b.c=value`` set (value parsed as YAML)."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like Section.key=value")
+        dotted, raw = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        if keys[0] not in SECTIONS:
+            raise ConfigError(f"override {item!r}: unknown section {keys[0]!r}; choose one of {list(SECTIONS)}")
+        node = cfg.setdefault(keys[0], {})
+        for key in keys[1:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {key!r} is not a section")
+        value = yaml.safe_load(raw)
+        if len(keys) == 1:
+            cfg[keys[0]] = value
+        else:
+            node[keys[-1]] = value
+    return cfg
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """What ``Architecture`` says: the algorithm, the backbone and the backbone's arguments."""
+
+    algorithm: str
+    backbone: str
+    stn: bool
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lr_size(self) -> tuple[int, int]:
+        return self.kwargs["lr_size"]
+
+
+def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
+    """Read ``Architecture`` into an :class:`ArchitectureSpec`, refusing what we cannot build."""
+    arch = cfg.get("Architecture")
+    if not isinstance(arch, dict):
+        raise ConfigError("config has no Architecture section")
+    if arch.get("model_type") != "sr":
+        raise ConfigError(f"Architecture.model_type is {arch.get('model_type')!r}; only 'sr' models convert")
+    algorithm = arch.get("algorithm")
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {algorithm!r}; supported: {sorted(ALGORITHMS)}")
+    transform = arch.get("Transform") or {}
+    unknown = sorted(set(transform) - TRANSFORM_KEYS)
+    if unknown:
+        raise ConfigError(f"Architecture.Transform has unknown keys {unknown}; known: {sorted(TRANSFORM_KEYS)}")
+    backbone = transform.get("name")
+    if backbone != ALGORITHMS[algorithm]:
+        raise ConfigError(f"algorithm {algorithm} uses Transform.name {ALGORITHMS[algorithm]}, config says {backbone!r}")
+    if transform.get("mask"):
+        raise ConfigError("Architecture.Transform.mask=True (4-channel input) is not supported")
+    scale = int(transform.get("scale_factor", SCALE))
+    height, width = int(transform.get("height", 32)), int(transform.get("width", 128))
+    kwargs = {
+        "scale_factor": scale,
+        "srb_nums": int(transform.get("srb_nums", 5)),
+        "hidden_units": int(transform.get("hidden_units", 32)),
+        "lr_size": (height // scale, width // scale),
+    }
+    return ArchitectureSpec(algorithm, backbone, bool(transform.get("STN", False)), kwargs)

@@ -1,0 +1,197 @@
+"""Building blocks shared by TBSRN, TSRN and the text-focus recognizer, defined once.
+
+Layer and attribute names follow PaddleOCR's ``ppocr/modeling/transforms/tsrn.py``,
+``tbsrn.py`` and ``ppocr/modeling/heads/sr_rensnet_transformer.py`` (Apache-2.0), which port
+FudanOCR (https://github.com/FudanVI/FudanOCR), so that checkpoint keys match theirs exactly.
+The code is our own; differences that matter for export are noted where they occur.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+
+class Mish(nn.Layer):
+    """Mish activation through ``F.mish``.
+
+    PaddleOCR writes ``x * tanh(softplus(x))``, which paddle2onnx 2.1 refuses to convert;
+    ``F.mish`` computes the same function and exports cleanly.
+    """
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return F.mish(x)
+
+
+class GruBlock(nn.Layer):
+    """1x1 convolution, then a bidirectional GRU along the last spatial axis of each row."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        if out_channels % 2:
+            raise ValueError(f"GruBlock needs an even out_channels, got {out_channels}")
+        self.conv1 = nn.Conv2D(in_channels, out_channels, kernel_size=1, padding=0)
+        self.gru = nn.GRU(out_channels, out_channels // 2, direction="bidirectional")
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.conv1(x)
+        _, c, h, w = x.shape
+        x = x.transpose([0, 2, 3, 1]).reshape([-1, w, c])  # (b*h, w, c)
+        x, _ = self.gru(x)
+        return x.reshape([-1, h, w, c]).transpose([0, 3, 1, 2])
+
+
+class UpsampleBlock(nn.Layer):
+    """Convolution to ``scale**2`` times the channels, pixel shuffle, Mish."""
+
+    def __init__(self, in_channels: int, up_scale: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2D(in_channels, in_channels * up_scale**2, kernel_size=3, padding=1)
+        self.pixel_shuffle = nn.PixelShuffle(up_scale)
+        self.prelu = Mish()  # PaddleOCR's attribute name, kept; it holds no parameters
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.prelu(self.pixel_shuffle(self.conv(x)))
+
+
+class LayerNorm(nn.Layer):
+    """PaddleOCR's layer norm: unbiased std, eps added to the std (parameters ``a_2``, ``b_2``)."""
+
+    def __init__(self, features: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.a_2 = self.create_parameter([features], default_initializer=nn.initializer.Constant(1.0))
+        self.b_2 = self.create_parameter([features], default_initializer=nn.initializer.Constant(0.0))
+        self.eps = eps
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        mean = x.mean(-1, keepdim=True)
+        std = x.std(-1, keepdim=True)
+        return self.a_2 * (x - mean) / (std + self.eps) + self.b_2
+
+
+class MultiHeadedAttention(nn.Layer):
+    """Scaled dot-product attention over ``h`` heads; returns the output and the attention map.
+
+    ``compress_attention_linear`` is never used in the forward pass; it exists because
+    checkpoints carry it.
+    """
+
+    def __init__(self, h: int, d_model: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        if d_model % h:
+            raise ValueError(f"d_model {d_model} is not divisible by {h} heads")
+        self.d_k = d_model // h
+        self.h = h
+        self.linears = nn.LayerList([nn.Linear(d_model, d_model) for _ in range(4)])
+        self.dropout = nn.Dropout(p=dropout, mode="downscale_in_infer")
+        self.compress_attention_linear = nn.Linear(h, 1)
+
+    def forward(
+        self,
+        query: paddle.Tensor,
+        key: paddle.Tensor,
+        value: paddle.Tensor,
+        mask: paddle.Tensor | None = None,
+    ) -> tuple[paddle.Tensor, paddle.Tensor]:
+        q, k, v = (
+            lin(x).reshape([0, -1, self.h, self.d_k]).transpose([0, 2, 1, 3])
+            for lin, x in zip(self.linears, (query, key, value))
+        )
+        scores = paddle.matmul(q, k, transpose_y=True) / math.sqrt(self.d_k)
+        if mask is not None:
+            scores = paddle.where(mask.unsqueeze(1), scores, paddle.full_like(scores, float("-inf")))
+        attn = F.softmax(scores, axis=-1)
+        out = paddle.matmul(self.dropout(attn), v)
+        out = out.transpose([0, 2, 1, 3]).reshape([0, -1, self.h * self.d_k])
+        return self.linears[3](out), attn
+
+
+class PositionwiseFeedForward(nn.Layer):
+    """Linear, ReLU, dropout, linear."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.w_1 = nn.Linear(d_model, d_ff)
+        self.w_2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout, mode="downscale_in_infer")
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.w_2(self.dropout(F.relu(self.w_1(x))))
+
+
+def positional_encoding_2d(d_model: int, height: int, width: int) -> paddle.Tensor:
+    """Fixed 2D sine/cosine encoding of shape ``[d_model, height, width]``.
+
+    The first half of the channels encodes the column (sin, cos interleaved), the second half
+    the row, as in PaddleOCR's ``positionalencoding2d``; unlike it, the grid size is an argument
+    so that the same weights run at any input size.
+    """
+    if d_model % 4:
+        raise ValueError(f"2D positional encoding needs d_model divisible by 4, got {d_model}")
+    half = d_model // 2
+    div = paddle.exp(paddle.arange(0, half, 2, dtype="float32") * -(math.log(10000.0) / half))
+
+    def encode(length: int) -> paddle.Tensor:  # [half, length], rows sin0, cos0, sin1, cos1 ...
+        angles = paddle.arange(0, length, dtype="float32").unsqueeze(1) * div
+        return paddle.stack([paddle.sin(angles), paddle.cos(angles)], axis=-1).reshape([length, half]).t()
+
+    cols = encode(width).unsqueeze(1).expand([half, height, width])
+    rows = encode(height).unsqueeze(2).expand([half, height, width])
+    return paddle.concat([cols, rows], axis=0)
+
+
+class SRBackbone(nn.Layer):
+    """The skeleton both networks share, with PaddleOCR's ``block1`` .. ``block{srb_nums+3}`` names.
+
+    ``block1`` conv 9x9 + PReLU; ``srb_nums`` residual blocks; a conv 3x3 + BN; then upsampling and a
+    conv 9x9 back to RGB applied to the sum of ``block1`` and the residual trunk; ``tanh`` output.
+    ``forward(lr) -> sr`` is the whole inference graph. When built with ``stn=True`` the TPS
+    rectifier is applied to the input in training mode only, as in PaddleOCR.
+    """
+
+    def __init__(
+        self,
+        residual_block: Callable[[int], nn.Layer],
+        scale_factor: int = 2,
+        srb_nums: int = 5,
+        hidden_units: int = 32,
+        in_planes: int = 3,
+        stn: bool = False,
+        lr_size: tuple[int, int] = (16, 64),
+    ) -> None:
+        super().__init__()
+        if scale_factor < 2 or math.log2(scale_factor) % 1:
+            raise ValueError(f"scale_factor must be a power of two >= 2, got {scale_factor}")
+        width = 2 * hidden_units
+        self.srb_nums = srb_nums
+        self.block1 = nn.Sequential(nn.Conv2D(in_planes, width, kernel_size=9, padding=4), nn.PReLU())
+        for i in range(srb_nums):
+            self.add_sublayer(f"block{i + 2}", residual_block(width))
+        self.add_sublayer(
+            f"block{srb_nums + 2}",
+            nn.Sequential(nn.Conv2D(width, width, kernel_size=3, padding=1), nn.BatchNorm2D(width)),
+        )
+        up = [UpsampleBlock(width, 2) for _ in range(int(math.log2(scale_factor)))]
+        self.add_sublayer(
+            f"block{srb_nums + 3}", nn.Sequential(*up, nn.Conv2D(width, in_planes, kernel_size=9, padding=4))
+        )
+        self.stn = stn
+        if stn:
+            from training.networks.stn import STNHead, TPSSpatialTransformer
+
+            self.tps = TPSSpatialTransformer(output_image_size=lr_size, num_control_points=20, margins=(0.05, 0.05))
+            self.stn_head = STNHead(in_channels=in_planes, num_ctrlpoints=20)
+
+    def forward(self, lr: paddle.Tensor) -> paddle.Tensor:
+        """Map a low-resolution batch ``[N, 3, h, w]`` in [0, 1] to ``[N, 3, 2h, 2w]`` in (-1, 1)."""
+        if self.stn and self.training:
+            lr = self.tps(lr, self.stn_head(lr))
+        head = self.block1(lr)
+        x = head
+        for i in range(self.srb_nums + 1):
+            x = getattr(self, f"block{i + 2}")(x)
+        return paddle.tanh(getattr(self, f"block{self.srb_nums + 3}")(head + x))

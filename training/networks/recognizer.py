@@ -1,0 +1,189 @@
+"""The text-focus recognizer that the Telescope and Gestalt losses look through.
+
+Parameter layout of PaddleOCR's ``ppocr/modeling/heads/sr_rensnet_transformer.py`` (Apache-2.0,
+from https://github.com/FudanVI/FudanOCR, text-gestalt/loss/transformer_english_decomposition.py):
+a ResNet encoder over the grey image (1024 x H/4 x W/4 features) and one transformer decoder
+layer that attends from the (teacher-forced) label sequence to the image features. It is a
+training-time tool only; it is never part of an exported SR graph.
+"""
+
+from __future__ import annotations
+
+import math
+
+import paddle
+from paddle import nn
+
+from training.networks.blocks import LayerNorm, MultiHeadedAttention, PositionwiseFeedForward
+
+
+def _bn(channels: int) -> nn.BatchNorm2D:
+    return nn.BatchNorm2D(channels, use_global_stats=True)
+
+
+class BasicBlock(nn.Layer):
+    """Two 3x3 convolutions with a residual connection (optionally projected)."""
+
+    def __init__(self, inplanes: int, planes: int, downsample: nn.Layer | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2D(inplanes, planes, kernel_size=3, padding=1)
+        self.bn1 = _bn(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2D(planes, planes, kernel_size=3, padding=1)
+        self.bn2 = _bn(planes)
+        self.downsample = downsample
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(out + residual)
+
+
+def _make_layer(inplanes: int, planes: int, blocks: int) -> nn.Sequential:
+    down = None
+    if inplanes != planes:
+        down = nn.Sequential(nn.Conv2D(inplanes, planes, 3, 1, 1), _bn(planes))
+    layers = [BasicBlock(inplanes, planes, down)] + [BasicBlock(planes, planes) for _ in range(1, blocks)]
+    return nn.Sequential(*layers)
+
+
+class ResNet(nn.Layer):
+    """Encoder CNN: two pooled stems, then four residual stages (1, 2, 5, 3 blocks)."""
+
+    def __init__(self, num_in: int = 1, layers: tuple[int, int, int, int] = (1, 2, 5, 3)) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2D(num_in, 64, kernel_size=3, padding=1)
+        self.bn1 = _bn(64)
+        self.conv2 = nn.Conv2D(64, 128, kernel_size=3, padding=1)
+        self.bn2 = _bn(128)
+        self.layer1 = _make_layer(128, 256, layers[0])
+        self.layer1_conv = nn.Conv2D(256, 256, 3, 1, 1)
+        self.layer1_bn = _bn(256)
+        self.layer2 = _make_layer(256, 256, layers[1])
+        self.layer2_conv = nn.Conv2D(256, 256, 3, 1, 1)
+        self.layer2_bn = _bn(256)
+        self.layer3 = _make_layer(256, 512, layers[2])
+        self.layer3_conv = nn.Conv2D(512, 512, 3, 1, 1)
+        self.layer3_bn = _bn(512)
+        self.layer4 = _make_layer(512, 512, layers[3])
+        self.layer4_conv2 = nn.Conv2D(512, 1024, 3, 1, 1)
+        self.layer4_conv2_bn = _bn(1024)
+        self.pool = nn.MaxPool2D(2, 2)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.pool(self.relu(self.bn1(self.conv1(x))))
+        x = self.pool(self.relu(self.bn2(self.conv2(x))))
+        x = self.relu(self.layer1_bn(self.layer1_conv(self.layer1(x))))
+        x = self.relu(self.layer2_bn(self.layer2_conv(self.layer2(x))))
+        x = self.relu(self.layer3_bn(self.layer3_conv(self.layer3(x))))
+        return self.relu(self.layer4_conv2_bn(self.layer4_conv2(self.layer4(x))))
+
+
+class Encoder(nn.Layer):
+    """Holds the CNN under the name ``cnn`` (checkpoint layout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cnn = ResNet()
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.cnn(x)
+
+
+class Decoder(nn.Layer):
+    """Masked self-attention over the text, attention from text to image, feed-forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask_multihead = MultiHeadedAttention(h=16, d_model=1024, dropout=0.1)
+        self.mul_layernorm1 = LayerNorm(1024)
+        self.multihead = MultiHeadedAttention(h=16, d_model=1024, dropout=0.1)
+        self.mul_layernorm2 = LayerNorm(1024)
+        self.pff = PositionwiseFeedForward(1024, 2048)
+        self.mul_layernorm3 = LayerNorm(1024)
+
+    def forward(self, text: paddle.Tensor, image: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+        length = text.shape[1]
+        causal = paddle.tril(paddle.ones([1, length, length])).astype("bool")
+        x = self.mul_layernorm1(text + self.mask_multihead(text, text, text, mask=causal)[0])
+        feat = image.flatten(2).transpose([0, 2, 1])
+        aligned, attention_map = self.multihead(x, feat, feat)
+        x = self.mul_layernorm2(x + aligned)
+        return self.mul_layernorm3(x + self.pff(x)), attention_map
+
+
+class Embeddings(nn.Layer):
+    """Token embedding scaled by sqrt(d_model) (parameter ``lut``)."""
+
+    def __init__(self, d_model: int, vocab: int) -> None:
+        super().__init__()
+        self.lut = nn.Embedding(vocab, d_model)
+        self.d_model = d_model
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.lut(x) * math.sqrt(self.d_model)
+
+
+class PositionalEncoding(nn.Layer):
+    """1D sine/cosine table, saved as the buffer ``pe`` [1, max_len, dim] as PaddleOCR does."""
+
+    def __init__(self, dim: int = 512, max_len: int = 5000) -> None:
+        super().__init__()
+        position = paddle.arange(0, max_len, dtype="float32").unsqueeze(1)
+        div = paddle.exp(paddle.arange(0, dim, 2, dtype="float32") * (-math.log(10000.0) / dim))
+        pe = paddle.stack([paddle.sin(position * div), paddle.cos(position * div)], axis=-1).reshape([max_len, dim])
+        self.register_buffer("pe", pe.unsqueeze(0))
+
+    def forward(self, length: int) -> paddle.Tensor:
+        return self.pe[:, :length]
+
+
+class Generator(nn.Layer):
+    """Projection to class logits (parameter ``proj``)."""
+
+    def __init__(self, d_model: int, vocab: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d_model, vocab)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.proj(x)
+
+
+class Transformer(nn.Layer):
+    """Recognizer: ``forward(image, text_input) -> (logits [N, T, V], attention [N, 16, T, HW])``.
+
+    ``text_input`` holds class indices, teacher-forced: position 0 is 0 (start/blank) and position
+    ``t`` is the label's character ``t-1``. RGB input is turned to grey with BT.601 weights.
+    """
+
+    def __init__(self, alphabet: str) -> None:
+        super().__init__()
+        self.alphabet = alphabet
+        self.embedding_word_with_upperword = Embeddings(512, len(alphabet))
+        self.pe = PositionalEncoding(dim=512, max_len=5000)
+        self.encoder = Encoder()
+        self.decoder = Decoder()
+        self.generator_word_with_upperword = Generator(1024, len(alphabet))
+        for p in self.parameters():
+            if p.ndim > 1:
+                nn.initializer.XavierNormal()(p)
+
+    def freeze(self) -> None:
+        """Stop gradients to the recognizer's parameters and put it in eval mode.
+
+        Paddle's ``Layer.train()`` on a parent switches this layer back to training mode; the
+        training loop calls ``freeze()`` again after it.
+        """
+        for p in self.parameters():
+            p.stop_gradient = True
+        self.eval()
+
+    def forward(self, image: paddle.Tensor, text_input: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+        if image.shape[1] == 3:
+            image = 0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]
+        features = self.encoder(image)
+        embedded = self.embedding_word_with_upperword(text_input)
+        pos = self.pe(text_input.shape[1]).expand([embedded.shape[0], -1, -1])
+        hidden, attention_map = self.decoder(paddle.concat([embedded, pos], axis=2), features)
+        return self.generator_word_with_upperword(hidden), attention_map

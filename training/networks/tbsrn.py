@@ -1,0 +1,89 @@
+"""TBSRN, the Text Telescope backbone (Chen et al., CVPR 2021, "Scene Text Telescope").
+
+Ported from PaddleOCR ``ppocr/modeling/transforms/tbsrn.py`` (Apache-2.0), itself from
+https://github.com/FudanVI/FudanOCR/blob/main/scene-text-telescope/model/tbsrn.py.
+Same parameter names and shapes; the forward pass takes one tensor and returns one, and the
+positional encoding follows the input size instead of a fixed 16x64 grid.
+"""
+
+from __future__ import annotations
+
+import paddle
+from paddle import nn
+
+from textsr.spec import TELESCOPE_ALPHABET
+from training.networks.blocks import (
+    GruBlock,
+    LayerNorm,
+    Mish,
+    MultiHeadedAttention,
+    PositionwiseFeedForward,
+    SRBackbone,
+    positional_encoding_2d,
+)
+
+__all__ = ["TBSRN", "build_tbsrn"]
+
+
+class FeatureEnhancer(nn.Layer):
+    """Self-attention over all positions of the feature map, with a 2D positional encoding."""
+
+    def __init__(self, channels: int = 64) -> None:
+        super().__init__()
+        d_model = 2 * channels
+        self.channels = channels
+        self.multihead = MultiHeadedAttention(h=4, d_model=d_model, dropout=0.1)
+        self.mul_layernorm1 = LayerNorm(d_model)
+        self.pff = PositionwiseFeedForward(d_model, d_model)
+        self.mul_layernorm3 = LayerNorm(d_model)
+        self.linear = nn.Linear(d_model, channels)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        _, c, h, w = x.shape
+        feat = x.reshape([0, c, h * w])
+        pos = positional_encoding_2d(self.channels, h, w).reshape([1, self.channels, h * w])
+        seq = paddle.concat([feat, pos + paddle.zeros_like(feat[:, : self.channels])], axis=1).transpose([0, 2, 1])
+        seq = self.mul_layernorm1(seq + self.multihead(seq, seq, seq)[0])
+        seq = self.mul_layernorm3(seq + self.pff(seq))
+        return self.linear(seq).transpose([0, 2, 1]).reshape([0, c, h, w])
+
+
+class RecurrentResidualBlock(nn.Layer):
+    """conv-BN-Mish-conv-BN, then the feature enhancer, added to the input.
+
+    ``gru1``/``gru2`` are built but never run, exactly as in PaddleOCR: checkpoints hold them.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2D(channels)
+        self.gru1 = GruBlock(channels, channels)
+        self.prelu = Mish()
+        self.conv2 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2D(channels)
+        self.gru2 = GruBlock(channels, channels)
+        self.feature_enhancer = FeatureEnhancer(channels)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        residual = self.bn2(self.conv2(self.prelu(self.bn1(self.conv1(x)))))
+        return x + self.feature_enhancer(residual)
+
+
+class TBSRN(SRBackbone):
+    """Text Telescope's SR network; ``with_recognizer`` attaches the frozen ``transformer``."""
+
+    recognizer_attr = "transformer"
+
+    def __init__(self, with_recognizer: bool = False, **kwargs) -> None:
+        super().__init__(RecurrentResidualBlock, **kwargs)
+        if with_recognizer:
+            from training.networks.recognizer import Transformer
+
+            self.transformer = Transformer(alphabet=TELESCOPE_ALPHABET)
+            self.transformer.freeze()
+
+
+def build_tbsrn(**kwargs) -> TBSRN:
+    """Build TBSRN; keyword arguments as :class:`training.networks.blocks.SRBackbone`."""
+    return TBSRN(**kwargs)

@@ -1,0 +1,55 @@
+"""TSRN, the Text Gestalt backbone (Wang et al., ECCV 2020; Chen et al., AAAI 2022 "Text Gestalt").
+
+Ported from PaddleOCR ``ppocr/modeling/transforms/tsrn.py`` (Apache-2.0), itself from
+https://github.com/FudanVI/FudanOCR/blob/main/text-gestalt/model/tsrn.py.
+Same parameter names and shapes; the forward pass takes the LR tensor itself (PaddleOCR's takes
+a list and reads item 1).
+"""
+
+from __future__ import annotations
+
+import paddle
+from paddle import nn
+
+from textsr.spec import GESTALT_ALPHABET
+from training.networks.blocks import GruBlock, Mish, SRBackbone
+
+__all__ = ["TSRN", "build_tsrn"]
+
+
+class RecurrentResidualBlock(nn.Layer):
+    """conv-BN-Mish-conv-BN, a GRU across columns, residual add, then a GRU across rows."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2D(channels)
+        self.gru1 = GruBlock(channels, channels)
+        self.prelu = Mish()
+        self.conv2 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2D(channels)
+        self.gru2 = GruBlock(channels, channels)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        residual = self.bn2(self.conv2(self.prelu(self.bn1(self.conv1(x)))))
+        residual = self.gru1(residual.transpose([0, 1, 3, 2])).transpose([0, 1, 3, 2])
+        return self.gru2(x + residual)
+
+
+class TSRN(SRBackbone):
+    """Text Gestalt's SR network; ``with_recognizer`` attaches the frozen ``r34_transformer``."""
+
+    recognizer_attr = "r34_transformer"
+
+    def __init__(self, with_recognizer: bool = False, **kwargs) -> None:
+        super().__init__(RecurrentResidualBlock, **kwargs)
+        if with_recognizer:
+            from training.networks.recognizer import Transformer
+
+            self.r34_transformer = Transformer(alphabet=GESTALT_ALPHABET)
+            self.r34_transformer.freeze()
+
+
+def build_tsrn(**kwargs) -> TSRN:
+    """Build TSRN; keyword arguments as :class:`training.networks.blocks.SRBackbone`."""
+    return TSRN(**kwargs)
