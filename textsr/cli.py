@@ -74,7 +74,48 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_convert)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert]
+def _cmd_gen_data(args: argparse.Namespace) -> int:
+    from training.data.synth import generate
+
+    counts = generate(args.out, train=args.train, test=args.test, seed=args.seed)
+    print(f"wrote {counts} to {args.out}")
+    return 0
+
+
+def _add_gen_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gen-data",
+        help="write a synthetic TextZoom (LMDB: train, test/easy|medium|hard)",
+        description="Render words in system fonts (HR 32x128) and degrade them like a camera (LR 16x64); "
+        "writes TextZoom's exact LMDB layout. Deterministic for a given --seed.",
+    )
+    p.add_argument("--out", required=True, help="output root (train/ and test/{easy,medium,hard}/ are created)")
+    p.add_argument("--train", type=int, default=17367, help="training pairs (TextZoom has 17,367)")
+    p.add_argument("--test", type=int, default=500, help="pairs per test split")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_gen_data)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from training.train import train
+
+    train(args.config, args.opt)
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train TBSRN/TSRN from a PaddleOCR config",
+        description="Train with a PaddleOCR SR config (sr_telescope.yml, sr_tsrn_transformer_strock.yml or ours). "
+        "Writes PaddleOCR-format checkpoints (latest, best_accuracy), train_log.jsonl and curves.png to Global.save_model_dir.",
+    )
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("-o", "--opt", nargs="*", default=[], help="overrides Section.key=value (values parsed as YAML)")
+    p.set_defaults(func=_cmd_train)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_gen_data, _add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,179 @@
+"""Training losses: plain MSE, Text Telescope's TelescopeLoss and Text Gestalt's StrokeFocusLoss.
+
+Formulas as in PaddleOCR's ``ppocr/losses/text_focus_loss.py`` and ``stroke_focus_loss.py``:
+- TelescopeLoss = MSE(SR, HR) + 10 * L1(recognizer attention on HR, on SR)
+  + 0.0005 * confusion-weighted cross entropy of the recognizer's prediction on SR.
+  The weight table comes from a character confusion matrix stored as JSON (never a pickle).
+- StrokeFocusLoss = 100 * (MSE(SR, HR) + 50 * L1(attention maps)), the recognizer reading
+  stroke sequences (``training/assets/english_decomposition.txt``, our own table) instead of letters.
+The recognizer is the frozen ``transformer`` / ``r34_transformer`` held by the network.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+from paddle import nn
+
+from textsr.spec import GESTALT_ALPHABET, TELESCOPE_ALPHABET
+
+ASSETS = Path(__file__).parent / "assets"
+CONFUSION_CLASSES = string.digits + string.ascii_uppercase + string.ascii_lowercase
+"""Row/column order of a confusion matrix file: 0-9, A-Z, a-z (as PaddleOCR's confuse.pkl)."""
+
+
+def filter_label(label: str) -> str:
+    """Lower-case and keep letters and digits: the recognizer's view of a label."""
+    return "".join(c for c in label.lower() if c in string.ascii_lowercase + string.digits)
+
+
+def teacher_forcing(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Build decoder inputs from class sequences that end with the end symbol (index 0).
+
+    Returns ``(text_input [B, T], targets [B, T], mask [B, T])``: position 0 of the input is 0
+    (start), position ``t`` holds target ``t - 1``; ``mask`` marks real (non-padding) targets.
+    """
+    length = max(len(s) for s in sequences)
+    text_input = np.zeros((len(sequences), length), np.int64)
+    targets = np.zeros((len(sequences), length), np.int64)
+    mask = np.zeros((len(sequences), length), np.float32)
+    for i, seq in enumerate(sequences):
+        targets[i, : len(seq)] = seq
+        mask[i, : len(seq)] = 1
+        text_input[i, 1 : len(seq)] = seq[:-1]
+    return text_input, targets, mask
+
+
+def telescope_sequences(labels: list[str]) -> list[list[int]]:
+    """Labels -> class indices in the Telescope alphabet, each ending with the end symbol 0."""
+    index = {c: i for i, c in enumerate(TELESCOPE_ALPHABET)}
+    return [[index[c] for c in filter_label(label)] + [0] for label in labels]
+
+
+def load_stroke_table(path: str | Path = ASSETS / "english_decomposition.txt") -> dict[str, str]:
+    """Character -> stroke code string (digits 1-9; 0 is the end symbol)."""
+    table = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or "0" in parts[1]:
+            raise ValueError(f"{path}:{n}: expected 'CHAR STROKES' with stroke digits 1-9, got {line!r}")
+        table[parts[0]] = parts[1]
+    return table
+
+
+def stroke_sequences(labels: list[str], table: dict[str, str]) -> list[list[int]]:
+    """Labels -> stroke-code sequences ending with 0 (characters without an entry are skipped)."""
+    return [[int(d) for c in label for d in table.get(c, "")] + [0] for label in labels]
+
+
+def confusion_weights(path: str | Path | None) -> np.ndarray:
+    """The [37, 37] weight table of TelescopeLoss from a 62x62 confusion matrix stored as JSON.
+
+    As in PaddleOCR: reorder to (end, digits, lower, upper), invert (zero -> weight 1), and for a
+    lower-case column keep the larger weight of the lower and upper class; then cut to 37 classes.
+    ``path=None`` gives uniform weights, i.e. plain cross entropy.
+    """
+    if path is None:
+        return np.ones((37, 37), np.float32)
+    data = np.asarray(json.loads(Path(path).read_text())["matrix"], np.float64)
+    if data.shape != (62, 62):
+        raise ValueError(f"{path}: confusion matrix must be 62x62 (0-9, A-Z, a-z), got {data.shape}")
+    number, upper, lower = data[:10], data[10:36], data[36:]
+    rows = np.concatenate([np.ones((1, 62)), number, lower, upper], axis=0)
+    table = np.concatenate([np.ones((63, 1)), rows], axis=1)
+    table = table[:, [0, *range(1, 11), *range(37, 63), *range(11, 37)]]  # columns in the same order
+    with np.errstate(divide="ignore"):
+        table = 1.0 / table
+    table[~np.isfinite(table)] = 1.0
+    for j in range(11, 37):  # lower-case columns take the stronger of lower/upper confusions
+        off = np.arange(63) != j
+        table[off, j] = np.maximum(table[off, j], table[off, j + 26])
+    return table[:37, :37].astype(np.float32)
+
+
+class MSELoss(nn.Layer):
+    """Pixel MSE only: the ablation baseline, and the loss that needs no recognizer."""
+
+    def forward(self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
+        return F.mse_loss(sr, hr)
+
+
+class _RecognizerLoss(nn.Layer):
+    def __init__(self, model: nn.Layer) -> None:
+        super().__init__()
+        attr = getattr(model, "recognizer_attr", None)
+        if attr is None or not hasattr(model, attr):
+            raise ValueError(f"{type(self).__name__} needs a network built with its recognizer (with_recognizer=True)")
+        self._model = [model]  # a list, so the recognizer's parameters are not registered twice
+
+    @property
+    def recognizer(self) -> nn.Layer:
+        model = self._model[0]
+        return getattr(model, model.recognizer_attr)
+
+    def _attend(self, sr: paddle.Tensor, hr: paddle.Tensor, text_input: np.ndarray):
+        rec, ti = self.recognizer, paddle.to_tensor(text_input)
+        with paddle.no_grad():
+            _, attn_hr = rec(hr, ti)
+        sr_logits, attn_sr = rec(sr, ti)
+        return sr_logits, attn_sr, attn_hr
+
+
+class TelescopeLoss(_RecognizerLoss):
+    """MSE + 10 x attention L1 + 0.0005 x confusion-weighted CE (Text Telescope)."""
+
+    def __init__(self, model: nn.Layer, confuse_dict_path: str | None = None, **_: Any) -> None:
+        super().__init__(model)
+        path = confuse_dict_path if confuse_dict_path and Path(confuse_dict_path).is_file() else None
+        if confuse_dict_path and path is None:
+            raise FileNotFoundError(f"Loss.confuse_dict_path {confuse_dict_path} not found (a JSON confusion matrix)")
+        self.weights = paddle.to_tensor(confusion_weights(path))
+
+    def forward(self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
+        text_input, targets, mask = teacher_forcing(telescope_sequences(labels))
+        logits, attn_sr, attn_hr = self._attend(sr, hr, text_input)
+        t, m = paddle.to_tensor(targets), paddle.to_tensor(mask)
+        weighted = F.softmax(logits, axis=-1) * self.weights[t]  # exp(pred) * weight, normalised below
+        picked = paddle.take_along_axis(weighted, t.unsqueeze(-1), axis=-1).squeeze(-1)
+        ce = -(paddle.log(picked / weighted.sum(-1) + 1e-12) * m).sum() / len(labels)
+        return F.mse_loss(sr, hr) + 10 * F.l1_loss(attn_sr, attn_hr) + 0.0005 * ce
+
+
+class StrokeFocusLoss(_RecognizerLoss):
+    """100 x (MSE + 50 x attention L1), attention from a stroke-level recognizer (Text Gestalt)."""
+
+    def __init__(self, model: nn.Layer, character_dict_path: str | None = None, **_: Any) -> None:
+        super().__init__(model)
+        self.table = load_stroke_table(character_dict_path or ASSETS / "english_decomposition.txt")
+        if len(self.recognizer.alphabet) != len(GESTALT_ALPHABET):
+            raise ValueError("StrokeFocusLoss needs the stroke recognizer (10 classes); use the TSRN network")
+
+    def forward(self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
+        text_input, _, _ = teacher_forcing(stroke_sequences(labels, self.table))
+        _, attn_sr, attn_hr = self._attend(sr, hr, text_input)
+        return 100 * (F.mse_loss(sr, hr) + 50 * F.l1_loss(attn_sr, attn_hr))
+
+
+LOSSES: dict[str, Callable[..., nn.Layer]] = {
+    "MSELoss": lambda model, **kw: MSELoss(),
+    "TelescopeLoss": TelescopeLoss,
+    "StrokeFocusLoss": StrokeFocusLoss,
+}
+
+
+def build_loss(cfg: dict[str, Any], model: nn.Layer) -> nn.Layer:
+    """Build the ``Loss`` section's loss for ``model``."""
+    cfg = dict(cfg)
+    name = cfg.pop("name", "MSELoss")
+    if name not in LOSSES:
+        raise ValueError(f"unknown Loss.name {name!r}; choose one of {sorted(LOSSES)}")
+    return LOSSES[name](model, **cfg)

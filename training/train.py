@@ -1,0 +1,233 @@
+"""``textsr train -c CONFIG [-o Section.key=value ...]``: PaddleOCR-config training of TBSRN / TSRN.
+
+Writes PaddleOCR-format checkpoints (``latest`` and ``best_accuracy``: ``.pdparams`` with the
+``transform.`` prefix, ``.pdopt``, and ``.states`` - ours is JSON, never a pickle), a JSON-lines
+log, and ``curves.png``. Resuming from ``Global.checkpoints`` continues exactly: the data order is
+a function of (seed, epoch) and the random state of every step a function of (seed, step).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.config import architecture, load_config
+
+LOSSES_NEEDING_RECOGNIZER = {"TelescopeLoss", "StrokeFocusLoss"}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The parts of a PaddleOCR config the loop reads, checked once."""
+
+    epochs: int
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+    beta1: float
+    beta2: float
+    clip_norm: float | None
+    eval_every: int
+    print_every: int
+    save_dir: Path
+    train_dir: Path
+    eval_dir: Path | None
+    resume: Path | None
+    pretrained: Path | None
+    seed: int
+    eval_max_images: int | None
+    shuffle: bool
+    drop_last: bool
+    loss: dict[str, Any]
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> TrainSettings:
+        g, opt = cfg.get("Global") or {}, cfg.get("Optimizer") or {}
+        if opt.get("name", "Adam") != "Adam":
+            raise ValueError(f"Optimizer.name {opt.get('name')!r} is not supported; use Adam")
+        lr = opt.get("lr") or {}
+        train = cfg.get("Train") or {}
+        loader = train.get("loader") or {}
+        eval_dir = ((cfg.get("Eval") or {}).get("dataset") or {}).get("data_dir")
+        steps = g.get("eval_batch_step", [0, 1000])
+        return cls(
+            epochs=int(g.get("epoch_num", 1)),
+            max_steps=int(g.get("max_steps", 0) or 0),
+            batch_size=int(loader.get("batch_size_per_card", 16)),
+            learning_rate=float(lr.get("learning_rate", 1e-4)),
+            beta1=float(opt.get("beta1", 0.9)),
+            beta2=float(opt.get("beta2", 0.999)),
+            clip_norm=float(opt["clip_norm"]) if opt.get("clip_norm") else None,
+            eval_every=int(steps[1] if isinstance(steps, list) else steps),
+            print_every=int(g.get("print_batch_step", 10)),
+            save_dir=Path(g.get("save_model_dir", "./output/sr")),
+            train_dir=Path(((train.get("dataset") or {}).get("data_dir")) or "./train_data/TextZoom/train"),
+            eval_dir=Path(eval_dir) if eval_dir else None,
+            resume=Path(g["checkpoints"]) if g.get("checkpoints") else None,
+            pretrained=Path(g["pretrained_model"]) if g.get("pretrained_model") else None,
+            seed=int(g.get("seed", 0)),
+            eval_max_images=int(g["eval_max_images"]) if g.get("eval_max_images") else None,
+            shuffle=bool(loader.get("shuffle", True)),
+            drop_last=bool(loader.get("drop_last", True)),
+            loss=dict(cfg.get("Loss") or {"name": "MSELoss"}),
+        )
+
+
+def _ckpt_prefix(path: Path) -> Path:
+    """Accept ``x``, ``x.pdparams`` or ``x.states`` for a checkpoint prefix."""
+    return path.with_suffix("") if path.suffix in (".pdparams", ".pdopt", ".states") else path
+
+
+class Trainer:
+    """One training run: model, optimiser, loss, data, and the bookkeeping around them."""
+
+    def __init__(self, cfg: dict[str, Any], log: Callable[[str], None] = print) -> None:
+        import paddle
+
+        from training.data.lmdb_dataset import LMDBDataSetSR
+        from training.losses import build_loss
+        from training.networks import build_network, load_checkpoint
+
+        self.cfg, self.log = cfg, log
+        self.settings = s = TrainSettings.from_config(cfg)
+        self.arch = architecture(cfg)
+        paddle.seed(s.seed)
+        needs_rec = s.loss.get("name") in LOSSES_NEEDING_RECOGNIZER
+        self.model = build_network(self.arch.backbone, stn=self.arch.stn, with_recognizer=needs_rec, **self.arch.kwargs)
+        self.loss_fn = build_loss(s.loss, self.model)
+        self.data = LMDBDataSetSR(s.train_dir)
+        clip = paddle.nn.ClipGradByGlobalNorm(s.clip_norm) if s.clip_norm else None
+        params = [p for p in self.model.parameters() if not p.stop_gradient]
+        self.optimizer = paddle.optimizer.Adam(
+            learning_rate=s.learning_rate, beta1=s.beta1, beta2=s.beta2, parameters=params, grad_clip=clip
+        )
+        self.step, self.epoch, self.best = 0, 0, -math.inf
+        if s.pretrained:
+            load_checkpoint(self.model, s.pretrained, drop_training_only=False)
+        if s.resume:
+            self.load(s.resume)
+        s.save_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = s.save_dir / "train_log.jsonl"
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save(self, name: str) -> Path:
+        import paddle
+
+        from training.networks import save_checkpoint
+
+        prefix = self.settings.save_dir / name
+        save_checkpoint(self.model, prefix.with_suffix(".pdparams"))
+        paddle.save(self.optimizer.state_dict(), str(prefix.with_suffix(".pdopt")))
+        states = {"epoch": self.epoch, "global_step": self.step, "best_psnr": self.best, "config": self.cfg}
+        prefix.with_suffix(".states").write_text(json.dumps(states, indent=2, default=str))
+        return prefix
+
+    def load(self, path: Path) -> None:
+        import paddle
+
+        from training.networks import load_checkpoint
+
+        prefix = _ckpt_prefix(Path(path))
+        load_checkpoint(self.model, prefix.with_suffix(".pdparams"), drop_training_only=False)
+        self.optimizer.set_state_dict(paddle.load(str(prefix.with_suffix(".pdopt"))))
+        states = json.loads(prefix.with_suffix(".states").read_text())
+        self.epoch, self.step, self.best = int(states["epoch"]), int(states["global_step"]), float(states["best_psnr"])
+        self.log(f"resumed from {prefix} at epoch {self.epoch}, step {self.step}")
+
+    # -- one step ----------------------------------------------------------------------------
+    def train_step(self, lr: np.ndarray, hr: np.ndarray, labels: list[str]) -> float:
+        import paddle
+
+        paddle.seed(self.settings.seed * 1_000_003 + self.step)
+        self.model.train()
+        rec = getattr(self.model, getattr(self.model, "recognizer_attr", ""), None)
+        if rec is not None:
+            rec.freeze()
+        sr = self.model(paddle.to_tensor(lr))
+        loss = self.loss_fn(sr, paddle.to_tensor(hr), labels)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.clear_grad()
+        self.step += 1
+        return float(loss)
+
+    # -- evaluation --------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, Any]:
+        """PSNR/SSIM on the Eval splits (``Global.eval_max_images`` per split, if set)."""
+        from training.evaluate import evaluate_sr
+
+        if self.settings.eval_dir is None:
+            return {}
+        self.model.eval()
+        return evaluate_sr(self.model, self.settings.eval_dir, max_images=self.settings.eval_max_images)
+
+    def _record(self, row: dict[str, Any]) -> None:
+        with self.log_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        from training.plots import plot_curves
+
+        s = self.settings
+        per_epoch = len(self.data) // s.batch_size if s.drop_last else math.ceil(len(self.data) / s.batch_size)
+        total = min(s.epochs * per_epoch, s.max_steps or 10**12)
+        bar = tqdm(total=total, initial=self.step, desc="train", unit="step")
+        t0, recent, last_eval = time.perf_counter(), [], {}
+        while self.step < total:
+            skip = self.step - self.epoch * per_epoch  # batches of this epoch already done (resume)
+            batches = self.data.batches(s.batch_size, s.shuffle, s.seed, s.drop_last, epoch=self.epoch)
+            for i, (lr, hr, labels) in enumerate(batches):
+                if i < skip:
+                    continue
+                recent.append(self.train_step(lr, hr, labels))
+                bar.update(1)
+                if self.step % s.print_every == 0:
+                    loss = float(np.mean(recent))
+                    recent.clear()
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                    self._record({"step": self.step, "epoch": self.epoch, "loss": loss, "time_s": time.perf_counter() - t0})
+                if s.eval_every and self.step % s.eval_every == 0:
+                    last_eval = self._eval_and_save()
+                if self.step >= total:
+                    break
+            else:
+                self.epoch += 1
+                continue
+            break
+        bar.close()
+        if not last_eval or last_eval.get("step") != self.step:
+            last_eval = self._eval_and_save()
+        plot_curves(self.log_path, s.save_dir / "curves.png")
+        return last_eval
+
+    def _eval_and_save(self) -> dict[str, Any]:
+        result = self.evaluate()
+        row = {"step": self.step, "epoch": self.epoch, "eval": result}
+        self._record(row)
+        score = result.get("average", {}).get("sr", {}).get("psnr_paddleocr", -math.inf) if result else -math.inf
+        self.save("latest")
+        if score > self.best:
+            self.best = score
+            self.save("best_accuracy")
+        if result:
+            avg = result["average"]
+            self.log(
+                f"step {self.step}: PSNR SR {avg['sr']['psnr_paddleocr']:.2f} dB vs bicubic {avg['bicubic']['psnr_paddleocr']:.2f} dB;"
+                f" SSIM SR {avg['sr']['ssim']:.4f} vs bicubic {avg['bicubic']['ssim']:.4f}"
+            )
+        return row
+
+
+def train(config: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Run ``textsr train``; returns the last evaluation row."""
+    return Trainer(load_config(config, overrides)).fit()
