@@ -115,7 +115,28 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_gen_data, _add_train]
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from service.server import serve
+    from service.settings import Settings
+
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "model_dir": args.model_dir}.items() if v is not None}
+    return serve(Settings(**overrides))
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description="Serve the models under TEXTSR_MODEL_DIR (default: the shipped models/) over HTTP. "
+        "Every setting is a TEXTSR_* environment variable (see the README); these flags override three of them.",
+    )
+    p.add_argument("--host", help="address to bind (TEXTSR_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (TEXTSR_PORT, default 8000)")
+    p.add_argument("--model-dir", help="folder of converted models (TEXTSR_MODEL_DIR)")
+    p.set_defaults(func=_cmd_serve)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_serve, _add_gen_data, _add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,408 @@
+"""The FastAPI app: routes and the app factory. Handlers only validate, call the pipeline, serialize."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+
+import textsr
+from service import images, kserve
+from service.errors import (
+    InvalidImage,
+    InvalidOption,
+    InvalidRequest,
+    ModelNotFound,
+    ModelNotReady,
+    PayloadTooLarge,
+    TextSRError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from service.metrics import Metrics
+from service.pipeline import Pipeline
+from service.recognizer import LICENSE as REC_LICENSE
+from service.recognizer import MODEL_FILE as REC_MODEL
+from service.repository import ModelRepository
+from service.schemas import CropOut, ErrorResponse, ModelOut, ModelsResponse, UpscaleJSON, UpscaleResponse
+from service.settings import Settings
+
+log = logging.getLogger("textsr.app")
+access = logging.getLogger("textsr.access")
+
+OPEN_PATHS = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
+"""Paths served without the API key: health probes, the playground page and the API docs."""
+FORM_FIELDS = {"file"}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+ERRORS = {
+    400: {"model": ErrorResponse, "description": "undecodable image or malformed body"},
+    413: {"model": ErrorResponse, "description": "too many bytes, pixels or crops"},
+    415: {"model": ErrorResponse, "description": "unsupported content type"},
+    422: {"model": ErrorResponse, "description": "bad option"},
+    503: {"model": ErrorResponse, "description": "queue full (Retry-After) or not ready"},
+    504: {"model": ErrorResponse, "description": "request timeout"},
+}
+IMAGE_BODY = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {"schema": UpscaleJSON.model_json_schema()},
+        },
+        "required": True,
+    }
+}
+
+
+def _error(status: int, code: str, message: str, request: Request, headers: dict[str, str] | None = None) -> JSONResponse:
+    rid = getattr(request.state, "request_id", None)
+    body = {"error": {"code": code, "message": message, **({"request_id": rid} if rid else {})}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing more than ``limit`` bytes before reading them where Content-Length says so."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # starlette's cache: request.form() parses from it
+    return body
+
+
+async def read_images(request: Request, settings: Settings) -> tuple[list[tuple[str | None, bytes]], dict[str, Any]]:
+    """The request's images, as (filename, bytes), and any options given in a JSON body."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, settings.max_body_bytes)
+    limit = settings.max_crops_per_request
+    if ctype == "multipart/form-data":
+        try:
+            form = await request.form(max_files=limit, max_fields=16)
+        except MultiPartException as exc:
+            if "Too many files" in str(exc):
+                raise PayloadTooLarge(f"more than {limit} files in one request") from None
+            raise InvalidRequest(f"malformed multipart body: {exc}") from None
+        unexpected = sorted({k for k in form.keys() if k not in FORM_FIELDS})
+        if unexpected:
+            raise InvalidRequest(f"unexpected form field(s) {unexpected}; send images as 'file' parts and options as query parameters")
+        files = [(getattr(v, "filename", None), await v.read()) for k, v in form.multi_items() if hasattr(v, "read")]
+        if len(files) != len(form.getlist("file")):
+            raise InvalidRequest("every 'file' part must be a file upload")
+        if not files:
+            raise InvalidRequest("multipart body has no 'file' part")
+        return files, {}
+    if ctype == "application/json":
+        try:
+            doc = UpscaleJSON.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise InvalidOption(f"JSON body: {where}: {first['msg']}") from None
+        if len(doc.images) > limit:
+            raise PayloadTooLarge(f"{len(doc.images)} images in one request; the limit is {limit}")
+        files = []
+        for i, text in enumerate(doc.images):
+            raw = text.split(",", 1)[1] if text.startswith("data:") else text
+            try:
+                files.append((None, base64.b64decode(raw, validate=True)))
+            except (binascii.Error, ValueError):
+                raise InvalidImage(f"images[{i}]: not valid base64") from None
+        return files, doc.model_dump(exclude_none=True, exclude={"images"})
+    if ctype.startswith("image/"):
+        return [(None, body)], {}
+    raise UnsupportedMediaType(
+        f"Content-Type {ctype or '(none)'!r} is not accepted: send multipart/form-data with 'file' parts, "
+        "application/json with base64 'images', or one image as an image/* body"
+    )
+
+
+def _decode_all(files: list[tuple[str | None, bytes]], max_pixels: int) -> list[np.ndarray]:
+    return [
+        images.decode_image(data, max_pixels=max_pixels, field=f"file[{i}]" + (f" ({name})" if name else ""))
+        for i, (name, data) in enumerate(files)
+    ]
+
+
+def create_app(settings: Settings | None = None, repository: ModelRepository | None = None) -> FastAPI:
+    """Build the app. ``repository`` may be injected (tests); otherwise models load from settings."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        repo = repository or ModelRepository.load(
+            settings.model_dir, settings.providers, settings.precision, settings.intra_op_threads, settings.default_model
+        )
+        pipeline = Pipeline(settings, repo, metrics)
+        app.state.pipeline = pipeline
+        await pipeline.start()
+        yield
+        drained = await pipeline.close()
+        log.info("shutdown: accepted work %s", "finished" if drained else "cut off by the drain timeout")
+
+    app = FastAPI(
+        title="textsr",
+        version=textsr.__version__,
+        summary="Scene-text super-resolution (Text Telescope / Text Gestalt) on ONNX Runtime",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+
+    @app.middleware("http")
+    async def envelope(request: Request, call_next):
+        rid = request.headers.get("x-request-id", "")
+        request.state.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        start = time.perf_counter()
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        if key and request.url.path not in OPEN_PATHS:
+            given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), key.encode()):
+                response = _error(401, Unauthorized.code, "missing or wrong API key (X-API-Key or Authorization: Bearer)", request)
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return _finish(request, response, start)
+        try:
+            response = await call_next(request)
+        except Exception:  # anything not handled below: a 500 without a stack trace, logged with the id
+            log.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, request.state.request_id)
+            response = _error(500, "internal_error", "internal server error", request)
+        return _finish(request, response, start)
+
+    def _finish(request: Request, response: Response, start: float) -> Response:
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+        response.headers["X-Request-ID"] = request.state.request_id
+        access.info(
+            "%s %s %s %d %.1fms", request.state.request_id, request.method, request.url.path,
+            response.status_code, 1000 * (time.perf_counter() - start),
+        )
+        return response
+
+    @app.exception_handler(TextSRError)
+    async def _domain_error(request: Request, exc: TextSRError) -> JSONResponse:
+        if exc.status >= 500:
+            log.warning("%s on %s (request %s): %s", exc.code, request.url.path, request.state.request_id, exc.message)
+        return _error(exc.status, exc.code, exc.message, request, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            parts.append(f"{where}: {err['msg']}")
+        return _error(422, InvalidOption.code, "; ".join(parts), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), request, getattr(exc, "headers", None))
+
+    def pipeline(request: Request) -> Pipeline:
+        return request.app.state.pipeline
+
+    # -- /v1 -----------------------------------------------------------------------------
+    @app.post(
+        "/v1/upscale",
+        response_model=UpscaleResponse,
+        responses={**ERRORS, 200: {"content": {"image/png": {}}, "description": "JSON results, or the PNG itself for one file with Accept: image/png"}},
+        openapi_extra=IMAGE_BODY,
+        summary="Upscale text crops 2x (optionally recognize their text)",
+    )
+    async def upscale(
+        request: Request,
+        mode: Literal["resize", "tile"] = Query("resize", description="resize: to the model's 16x64 input as PaddleOCR does; tile: overlapping windows, keeps the aspect of long lines"),
+        recognize: bool = Query(False, description="also return recognized text and confidence"),
+        model: str | None = Query(None, description="model name (default: the server's default model)"),
+    ):
+        files, opts = await read_images(request, settings)
+        mode, recognize = opts.get("mode", mode), opts.get("recognize", recognize)
+        decoded = await run_in_threadpool(_decode_all, files, settings.max_image_pixels)
+        p = pipeline(request)
+        results = await p.upscale(decoded, model, mode, recognize)
+        pngs = await run_in_threadpool(lambda: [images.encode_png(r.sr, settings.png_compression) for r in results])
+        if len(results) == 1 and "image/png" in request.headers.get("accept", ""):
+            headers = {}
+            if results[0].text is not None:
+                headers = {"X-Text": results[0].text.encode("ascii", "backslashreplace").decode(), "X-Text-Confidence": f"{results[0].confidence:.4f}"}
+            return Response(pngs[0], media_type="image/png", headers=headers)
+        out = [
+            CropOut(
+                index=i, filename=files[i][0], input_width=r.input_size[0], input_height=r.input_size[1],
+                width=r.sr.shape[1], height=r.sr.shape[0], image=base64.b64encode(png).decode(),
+                text=r.text, confidence=r.confidence,
+            )
+            for i, (r, png) in enumerate(zip(results, pngs))
+        ]
+        return UpscaleResponse(model=p.model(model).name, mode=mode, results=out)
+
+    @app.post(
+        "/v1/recognize",
+        response_model=UpscaleResponse,
+        responses=ERRORS,
+        openapi_extra=IMAGE_BODY,
+        summary="Recognize the text of crops, on the SR image (default) or the raw crop",
+    )
+    async def recognize(
+        request: Request,
+        source: Literal["sr", "raw"] = Query("sr", description="sr: read the super-resolved image; raw: read the crop as sent"),
+        model: str | None = Query(None, description="SR model for source=sr"),
+    ):
+        files, opts = await read_images(request, settings)
+        source = opts.get("source", source)
+        decoded = await run_in_threadpool(_decode_all, files, settings.max_image_pixels)
+        p = pipeline(request)
+        if source == "sr":
+            views = [r.sr for r in await p.upscale(decoded, model, "resize", False)]
+        else:
+            views = decoded
+        texts = await p.read_text(views)
+        out = [
+            CropOut(
+                index=i, filename=files[i][0], input_width=img.shape[1], input_height=img.shape[0],
+                width=v.shape[1], height=v.shape[0], text=t, confidence=c,
+            )
+            for i, (img, v, (t, c)) in enumerate(zip(decoded, views, texts))
+        ]
+        return UpscaleResponse(model=p.model(model).name if source == "sr" else "none", mode=source, results=out)
+
+    @app.get("/v1/models", response_model=ModelsResponse, summary="Loaded models and the providers they run on")
+    async def models(request: Request) -> ModelsResponse:
+        p = pipeline(request)
+        out = [
+            ModelOut(
+                name=m.name, algorithm=m.manifest.algorithm, backbone=m.manifest.backbone, precision=m.precision,
+                providers=m.engine.providers, input_shape=m.manifest.input.shape, output_shape=m.manifest.output.shape,
+                scale=m.manifest.scale, sha256=m.manifest.graph(m.precision).sha256, default=m.name == p.repository.default,
+            )
+            for m in p.repository.models.values()
+        ]
+        rec = None
+        if p.recognizer is not None:
+            rec = {"model": REC_MODEL, "license": REC_LICENSE, "providers": ",".join(p.recognizer.engine.providers)}
+        return ModelsResponse(models=out, recognizer=rec)
+
+    # -- health and metrics --------------------------------------------------------------
+    @app.get("/healthz", summary="Liveness: the process serves HTTP")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: models loaded and warmed up", responses={503: {"model": ErrorResponse}})
+    async def readyz(request: Request):
+        p = getattr(request.app.state, "pipeline", None)
+        if p is None or not p.ready:
+            raise ModelNotReady("shutting down" if p is not None and p.draining else "models are loading")
+        return {"status": "ready", "models": sorted(p.batchers)}
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # -- KServe v2 / Open Inference Protocol ----------------------------------------------
+    def _v2_model(request: Request, name: str, version: str | None):
+        if version not in (None, "1"):
+            raise ModelNotFound(f"model {name!r} has no version {version!r}; versions: ['1']")
+        return pipeline(request).model(name)
+
+    def _tensor_meta(m) -> dict[str, Any]:
+        spec = m.manifest
+        return {
+            "inputs": [{"name": spec.input.name, "datatype": "FP32", "shape": spec.input.shape}],
+            "outputs": [{"name": spec.output.name, "datatype": "FP32", "shape": spec.output.shape}],
+        }
+
+    @app.get("/v2", summary="KServe v2 server metadata")
+    async def v2_server() -> dict[str, Any]:
+        return {"name": "textsr", "version": textsr.__version__, "extensions": ["binary_tensor_data", "model_configuration"]}
+
+    @app.get("/v2/health/live", summary="KServe v2 liveness")
+    async def v2_live() -> Response:
+        return Response(status_code=200)
+
+    @app.get("/v2/health/ready", summary="KServe v2 readiness (400 when not ready, as Triton)")
+    async def v2_ready(request: Request) -> Response:
+        p = getattr(request.app.state, "pipeline", None)
+        return Response(status_code=200 if p is not None and p.ready else 400)
+
+    @app.get("/v2/models/{name}", summary="KServe v2 model metadata")
+    @app.get("/v2/models/{name}/versions/{version}", summary="KServe v2 model metadata (versioned)")
+    async def v2_metadata(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+        m = _v2_model(request, name, version)
+        return {"name": m.name, "versions": ["1"], "platform": "onnxruntime_onnx", **_tensor_meta(m)}
+
+    @app.get("/v2/models/{name}/ready", summary="KServe v2 model readiness")
+    @app.get("/v2/models/{name}/versions/{version}/ready", summary="KServe v2 model readiness (versioned)")
+    async def v2_model_ready(request: Request, name: str, version: str | None = None) -> Response:
+        _v2_model(request, name, version)
+        return Response(status_code=200 if pipeline(request).ready else 400)
+
+    @app.get("/v2/models/{name}/config", summary="Triton model configuration")
+    async def v2_config(request: Request, name: str) -> dict[str, Any]:
+        m = _v2_model(request, name, None)
+        return {
+            "name": m.name,
+            "platform": "onnxruntime_onnx",
+            "max_batch_size": settings.max_crops_per_request,
+            "input": [{"name": m.manifest.input.name, "data_type": "TYPE_FP32", "dims": m.manifest.input.shape[1:]}],
+            "output": [{"name": m.manifest.output.name, "data_type": "TYPE_FP32", "dims": m.manifest.output.shape[1:]}],
+            "dynamic_batching": {
+                "max_queue_delay_microseconds": int(settings.max_queue_delay_ms * 1000),
+                "default_queue_policy": {"max_queue_size": settings.queue_capacity},
+            },
+        }
+
+    @app.post("/v2/models/{name}/infer", summary="KServe v2 inference (JSON or binary tensors)", responses=ERRORS)
+    @app.post("/v2/models/{name}/versions/{version}/infer", summary="KServe v2 inference (versioned)", responses=ERRORS)
+    async def v2_infer(request: Request, name: str, version: str | None = None) -> Response:
+        m = _v2_model(request, name, version)
+        body = kserve.decompress(await read_body(request, settings.max_body_bytes), request.headers.get("content-encoding"))
+        req = await run_in_threadpool(kserve.parse_infer_request, body, request.headers.get(kserve.HEADER_LENGTH))
+        spec = m.manifest
+        if set(req.inputs) != {spec.input.name}:
+            raise InvalidRequest(f"model {m.name!r} takes one input {spec.input.name!r}; got {sorted(req.inputs)}")
+        x = req.inputs[spec.input.name]
+        if x.dtype != np.float32:
+            raise InvalidRequest(f"input {spec.input.name!r} must be FP32, got {x.dtype}")
+        if x.ndim != 4 or list(x.shape[1:]) != spec.input.shape[1:]:
+            raise InvalidRequest(f"input {spec.input.name!r} must have shape [-1, {', '.join(map(str, spec.input.shape[1:]))}], got {list(x.shape)}")
+        wanted = req.outputs if req.outputs is not None else [spec.output.name]
+        unknown = [o for o in wanted if o != spec.output.name]
+        if unknown:
+            raise InvalidRequest(f"unknown output(s) {unknown}; model {m.name!r} has {[spec.output.name]}")
+        y = await pipeline(request).infer(m.name, np.ascontiguousarray(x))
+        payload, headers = await run_in_threadpool(kserve.build_infer_response, m.name, "1", req, {spec.output.name: y})
+        return Response(payload, headers=headers)
+
+    return app

@@ -1,0 +1,103 @@
+"""The ONNX Runtime session of one model: provider choice, session options, I/O binding.
+
+Built from a model path or an injected ``InferenceSession`` (tests pass a fake). Providers are
+checked after the session is created and :attr:`OrtEngine.providers` reports what the session
+actually uses (onnxruntime-gpu silently falls back to CPU when CUDA libraries are missing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.errors import EngineError
+
+log = logging.getLogger("textsr.engine")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def choose_providers(requested: str, available: list[str]) -> list[str]:
+    """Providers to ask ONNX Runtime for: ``auto`` takes CUDA when the build offers it."""
+    if requested == "cpu":
+        return [CPU]
+    if requested == "cuda" and CUDA not in available:
+        raise EngineError(f"providers=cuda but this onnxruntime offers only {available}")
+    if requested in ("cuda", "auto") and CUDA in available:
+        return [CUDA, CPU]
+    return [CPU]
+
+
+def session_options(intra_op_threads: int = 0) -> Any:
+    """SessionOptions: all graph optimisations, quiet logs, threads matched to the cores."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    cores = os.cpu_count() or 1
+    opts.intra_op_num_threads = min(intra_op_threads, cores) if intra_op_threads > 0 else cores
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return opts
+
+
+class OrtEngine:
+    """``engine(x: float32 NCHW) -> float32 NCHW`` on one ONNX Runtime session."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        providers: str = "auto",
+        intra_op_threads: int = 0,
+        session: Any = None,
+        use_io_binding: bool | None = None,
+    ) -> None:
+        if session is None:
+            import onnxruntime as ort
+
+            if model_path is None:
+                raise ValueError("OrtEngine needs a model_path or a session")
+            wanted = choose_providers(providers, ort.get_available_providers())
+            try:
+                session = ort.InferenceSession(str(model_path), session_options(intra_op_threads), providers=wanted)
+            except Exception as exc:
+                raise EngineError(f"cannot load {model_path}: {exc}") from None
+            if CUDA in wanted and CUDA not in session.get_providers():
+                log.warning("CUDA was requested for %s but ONNX Runtime runs it on %s", model_path, session.get_providers())
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.output_name = session.get_outputs()[0].name
+        self.input_shape = list(session.get_inputs()[0].shape)
+        self.providers: list[str] = list(session.get_providers())
+        self.device = "cuda" if self.providers and self.providers[0] == CUDA else "cpu"
+        self.use_io_binding = (self.device == "cuda") if use_io_binding is None else use_io_binding
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype != np.float32 or x.ndim != 4:
+            raise EngineError(f"engine input must be float32 NCHW, got {x.dtype} with shape {x.shape}")
+        try:
+            if self.use_io_binding:
+                return self._run_bound(x)
+            return self.session.run([self.output_name], {self.input_name: x})[0]
+        except EngineError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise EngineError(f"inference failed on a batch of {len(x)}: {exc}") from None
+
+    def _run_bound(self, x: np.ndarray) -> np.ndarray:
+        """Run with IOBinding: input copied to the device once, output allocated by ORT on the device."""
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x), self.device, 0)
+        binding.bind_ortvalue_input(self.input_name, value)
+        binding.bind_output(self.output_name, self.device)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]

@@ -1,0 +1,159 @@
+"""The service's domain flow: images -> LR crops -> batched SR (and text) -> results.
+
+Wires the model repository to one dynamic batcher per model plus one for the recognizer, owns
+warm-up and draining. No HTTP here: handlers call these methods and serialize what they return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from service import images
+from service.batcher import DynamicBatcher
+from service.engine import OrtEngine
+from service.errors import InvalidOption, ModelNotReady, PayloadTooLarge
+from service.metrics import Metrics
+from service.recognizer import ITEM_SHAPE as REC_SHAPE
+from service.recognizer import TextRecognizer, default_model_path, prepare
+from service.repository import LoadedModel, ModelRepository
+from service.settings import Settings
+
+log = logging.getLogger("textsr.pipeline")
+
+MODES = ("resize", "tile")
+TILE_OVERLAP = 16
+"""LR pixels shared by neighbouring windows in mode=tile (a quarter of the 64-pixel window)."""
+
+
+@dataclass
+class CropResult:
+    """One input image's answer."""
+
+    sr: np.ndarray  # RGB uint8, the 2x image
+    input_size: tuple[int, int]  # (width, height) of the decoded input
+    text: str | None = None
+    confidence: float | None = None
+
+
+class Pipeline:
+    """Everything between a decoded request and its results, for all loaded models."""
+
+    def __init__(self, settings: Settings, repository: ModelRepository, metrics: Metrics) -> None:
+        self.settings = settings
+        self.repository = repository
+        self.metrics = metrics
+        self.batchers: dict[str, DynamicBatcher] = {}
+        self.recognizer: TextRecognizer | None = None
+        self.rec_batcher: DynamicBatcher | None = None
+        self.ready = False
+        self.draining = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start batchers, run one warm-up inference per model, then report ready."""
+        s = self.settings
+        for name, model in self.repository.models.items():
+            b = DynamicBatcher(
+                lambda x, e=model.engine: e(x),
+                tuple(model.manifest.input.shape[1:]),
+                max_batch_size=s.max_batch_size,
+                max_queue_delay_ms=s.max_queue_delay_ms,
+                capacity=s.queue_capacity,
+                name=name,
+                observer=self.metrics.observer(name),
+            )
+            b.start()
+            self.batchers[name] = b
+            self.metrics.track_depth(name, lambda b=b: b.depth)
+            m = model.manifest
+            self.metrics.model_info.labels(name, m.algorithm, m.backbone, model.precision, model.engine.providers[0]).set(1)
+        if s.recognition:
+            engine = OrtEngine(default_model_path(), providers=s.providers, intra_op_threads=s.intra_op_threads)
+            self.recognizer = TextRecognizer(engine)
+            self.rec_batcher = DynamicBatcher(
+                self.recognizer,
+                REC_SHAPE,
+                max_batch_size=s.max_batch_size,
+                max_queue_delay_ms=s.max_queue_delay_ms,
+                capacity=s.queue_capacity,
+                name="recognizer",
+                observer=self.metrics.observer("recognizer"),
+            )
+            self.rec_batcher.start()
+            self.metrics.track_depth("recognizer", lambda: self.rec_batcher.depth)
+            self.metrics.model_info.labels("recognizer", "PP-OCRv6", "rec_small", "fp32", engine.providers[0]).set(1)
+        for name, model in self.repository.models.items():  # warm-up: the first run allocates and optimises
+            await self.batchers[name].submit(np.zeros((1, *model.manifest.input.shape[1:]), np.float32))
+        if self.rec_batcher is not None:
+            await self.rec_batcher.submit(np.zeros((1, *REC_SHAPE), np.float32))
+        self.ready = True
+        log.info("ready: models %s, recognizer %s", sorted(self.batchers), "on" if self.recognizer else "off")
+
+    async def close(self) -> bool:
+        """Refuse new work and finish all accepted work (SIGTERM drain)."""
+        self.draining, self.ready = True, False
+        all_batchers = [*self.batchers.values(), *([self.rec_batcher] if self.rec_batcher else [])]
+        results = await asyncio.gather(*(b.close(self.settings.drain_timeout_s) for b in all_batchers))
+        return all(results)
+
+    def _check_ready(self) -> None:
+        if not self.ready:
+            raise ModelNotReady("the service is shutting down" if self.draining else "models are still loading")
+
+    # -- work ----------------------------------------------------------------------------
+    def model(self, name: str | None) -> LoadedModel:
+        return self.repository.get(name)
+
+    async def infer(self, name: str | None, lr: np.ndarray) -> np.ndarray:
+        """Raw tensor inference (KServe v2): LR batch [n, 3, h, w] -> SR batch, through the batcher."""
+        self._check_ready()
+        model = self.model(name)
+        if len(lr) > self.settings.max_crops_per_request:
+            raise PayloadTooLarge(f"{len(lr)} crops in one request; the limit is {self.settings.max_crops_per_request}")
+        out = await self.batchers[model.name].submit(lr, self.settings.request_timeout_s)
+        return np.stack(out)
+
+    async def upscale(
+        self, decoded: list[np.ndarray], name: str | None = None, mode: str = "resize", recognize: bool = False
+    ) -> list[CropResult]:
+        """Upscale decoded RGB images; mode ``resize`` (PaddleOCR's) or ``tile`` (keeps long lines' aspect)."""
+        self._check_ready()
+        if mode not in MODES:
+            raise InvalidOption(f"mode must be one of {list(MODES)}, got {mode!r}")
+        if recognize and self.rec_batcher is None:
+            raise InvalidOption("recognize=true but recognition is disabled on this server (TEXTSR_RECOGNITION=false)")
+        model = self.model(name)
+        lr_size, scale = model.manifest.lr_size, model.manifest.scale
+        crops, layouts = [], []
+        for img in decoded:
+            if mode == "tile":
+                windows, layout = images.tile_windows(img, lr_size, TILE_OVERLAP, self.settings.max_tiles_per_image)
+            else:
+                windows, layout = images.to_lr(img, lr_size)[None], None
+            crops.append(windows)
+            layouts.append(layout)
+        batch = np.concatenate(crops)
+        outputs = await self.batchers[model.name].submit(batch, self.settings.request_timeout_s)
+        results, i = [], 0
+        for img, windows, layout in zip(decoded, crops, layouts):
+            part = outputs[i : i + len(windows)]
+            i += len(windows)
+            chw = images.blend_tiles(part, layout, scale) if layout is not None else part[0]
+            results.append(CropResult(images.to_uint8(chw), (img.shape[1], img.shape[0])))
+        if recognize:
+            texts = await self.read_text([r.sr for r in results])
+            for r, (text, conf) in zip(results, texts):
+                r.text, r.confidence = text, conf
+        return results
+
+    async def read_text(self, rgb_images: list[np.ndarray]) -> list[tuple[str, float]]:
+        """Recognize the text of RGB uint8 images, batched across requests."""
+        self._check_ready()
+        if self.rec_batcher is None:
+            raise InvalidOption("recognition is disabled on this server (TEXTSR_RECOGNITION=false)")
+        batch = np.stack([prepare(img) for img in rgb_images])
+        return await self.rec_batcher.submit(batch, self.settings.request_timeout_s)

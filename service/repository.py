@@ -1,0 +1,94 @@
+"""The models under ``model_dir``: each folder's manifest checked, its graph loaded once.
+
+A model folder that fails its checks stops startup with a message naming the file: a missing
+manifest or graph, a sha256 that is not the manifest's, or a graph whose input is not the
+manifest's. Normalisation and shapes come from the manifest, never from constants here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.engine import OrtEngine
+from service.errors import ModelLoadError, ModelNotFound
+from textsr.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_file
+
+log = logging.getLogger("textsr.models")
+
+
+@dataclass
+class LoadedModel:
+    """A served model: its manifest, the folder it came from and its engine."""
+
+    name: str
+    manifest: Manifest
+    path: Path
+    engine: OrtEngine
+    precision: str
+
+
+def load_model(folder: Path, providers: str, precision: str, intra_op_threads: int) -> LoadedModel:
+    """Check one model folder against its manifest and open its graph."""
+    try:
+        manifest = read_manifest(folder)
+    except FileNotFoundError:
+        raise ModelLoadError(f"{folder}: no {MANIFEST_NAME}; convert models with `textsr convert`") from None
+    except ValueError as exc:
+        raise ModelLoadError(f"{folder / MANIFEST_NAME} is invalid: {exc}") from None
+    try:
+        graph = manifest.graph(precision)
+    except KeyError as exc:
+        raise ModelLoadError(f"{folder}: {exc.args[0]}") from None
+    path = folder / graph.file
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing (listed in {folder / MANIFEST_NAME})")
+    actual = sha256_file(path)
+    if actual != graph.sha256:
+        raise ModelLoadError(
+            f"{path}: sha256 mismatch: the file has {actual}, {MANIFEST_NAME} says {graph.sha256}; "
+            "the file is corrupt or was swapped"
+        )
+    engine = OrtEngine(path, providers=providers, intra_op_threads=intra_op_threads)
+    want = manifest.input.shape[1:]
+    got = engine.input_shape[1:]
+    if got != want:
+        raise ModelLoadError(f"{path}: graph input {engine.input_shape} does not match the manifest's {manifest.input.shape}")
+    log.info("loaded %s (%s, %s) from %s on %s", manifest.name, manifest.backbone, precision, path, engine.providers)
+    return LoadedModel(manifest.name, manifest, folder, engine, precision)
+
+
+def discover(model_dir: Path) -> list[Path]:
+    """Model folders under ``model_dir`` (any folder holding a manifest), sorted by name."""
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"model directory {model_dir} does not exist")
+    folders = sorted(p.parent for p in model_dir.glob(f"*/{MANIFEST_NAME}"))
+    if (model_dir / MANIFEST_NAME).is_file():
+        folders.insert(0, model_dir)
+    if not folders:
+        raise ModelLoadError(f"no model folders (with {MANIFEST_NAME}) in {model_dir}")
+    return folders
+
+
+class ModelRepository:
+    """Name -> :class:`LoadedModel`, plus which one the /v1 endpoints use."""
+
+    def __init__(self, models: list[LoadedModel], default: str | None = None) -> None:
+        self.models = {m.name: m for m in models}
+        if len(self.models) != len(models):
+            raise ModelLoadError(f"two model folders declare the same name: {[m.name for m in models]}")
+        if default is not None and default not in self.models:
+            raise ModelLoadError(f"default model {default!r} is not among {sorted(self.models)}")
+        self.default = default or models[0].name
+
+    @classmethod
+    def load(cls, model_dir: Path, providers: str, precision: str, intra_op_threads: int, default: str | None) -> ModelRepository:
+        models = [load_model(f, providers, precision, intra_op_threads) for f in discover(model_dir)]
+        return cls(models, default)
+
+    def get(self, name: str | None = None) -> LoadedModel:
+        key = name or self.default
+        if key not in self.models:
+            raise ModelNotFound(f"model {key!r} is not loaded; loaded models: {sorted(self.models)}")
+        return self.models[key]
