@@ -76,6 +76,8 @@ IMAGE_BODY = {
 
 def _error(status: int, code: str, message: str, request: Request, headers: dict[str, str] | None = None) -> JSONResponse:
     rid = getattr(request.state, "request_id", None)
+    if request.url.path.startswith("/v2"):  # KServe v2 / tritonclient: "error" is a string
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
     body = {"error": {"code": code, "message": message, **({"request_id": rid} if rid else {})}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -104,10 +106,11 @@ async def read_images(request: Request, settings: Settings) -> tuple[list[tuple[
     if ctype == "multipart/form-data":
         try:
             form = await request.form(max_files=limit, max_fields=16)
-        except MultiPartException as exc:
-            if "Too many files" in str(exc):
+        except (MultiPartException, StarletteHTTPException) as exc:
+            detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+            if "Too many files" in detail:
                 raise PayloadTooLarge(f"more than {limit} files in one request") from None
-            raise InvalidRequest(f"malformed multipart body: {exc}") from None
+            raise InvalidRequest(f"malformed multipart body: {detail}") from None
         unexpected = sorted({k for k in form.keys() if k not in FORM_FIELDS})
         if unexpected:
             raise InvalidRequest(f"unexpected form field(s) {unexpected}; send images as 'file' parts and options as query parameters")

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from service.errors import InvalidRequest, ModelNotReady, QueueFull, RequestTimeout, TextSRError
+from service.errors import InvalidRequest, ModelNotReady, PayloadTooLarge, QueueFull, RequestTimeout, TextSRError
 
 log = logging.getLogger("textsr.batcher")
 
@@ -105,6 +105,8 @@ class DynamicBatcher:
             raise ModelNotReady(f"model {self.name!r} is not accepting work (starting or shutting down)")
         if crops.ndim != len(self.item_shape) + 1 or tuple(crops.shape[1:]) != self.item_shape:
             raise InvalidRequest(f"items must have shape {list(self.item_shape)}, got {list(crops.shape[1:])}")
+        if len(crops) > self.capacity:
+            raise PayloadTooLarge(f"{len(crops)} crops in one request can never fit a queue of {self.capacity}")
         queued = self.depth
         if queued + len(crops) > self.capacity:
             raise QueueFull(

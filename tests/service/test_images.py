@@ -1,0 +1,99 @@
+"""Decoding every legitimate image kind, refusing bad ones from the header, tiling and blending."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.errors import InvalidImage, PayloadTooLarge
+from service.images import blend_tiles, decode_image, tile_windows, to_lr
+
+LIMIT = 4_000_000
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_modes_become_rgb():
+    rgb = Image.new("RGB", (40, 10), (10, 200, 30))
+    cases = {
+        "grey": encode(rgb.convert("L"), "PNG"),
+        "rgba": encode(rgb.convert("RGBA"), "PNG"),
+        "palette": encode(rgb.convert("P"), "PNG"),
+        "cmyk-jpeg": encode(rgb.convert("CMYK"), "JPEG"),
+        "webp": encode(rgb, "WEBP", lossless=True),
+        "gif": encode(rgb.convert("P"), "GIF"),
+    }
+    for name, data in cases.items():
+        out = decode_image(data, max_pixels=LIMIT, field=name)
+        assert out.shape == (10, 40, 3) and out.dtype == np.uint8, name
+
+
+def test_transparent_pixels_are_white():
+    img = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    assert (decode_image(encode(img, "PNG"), max_pixels=LIMIT) == 255).all()
+
+
+def test_sixteen_bit_png_is_scaled():
+    arr = np.full((8, 8), 65535 // 2, np.uint16)
+    out = decode_image(encode(Image.fromarray(arr), "PNG"), max_pixels=LIMIT)
+    assert abs(int(out[0, 0, 0]) - 128) <= 1
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (40, 10), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    out = decode_image(encode(img, "JPEG", exif=exif), max_pixels=LIMIT)
+    assert out.shape[:2] == (40, 10)
+
+
+def test_bomb_is_refused_from_the_header():
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    with pytest.raises(PayloadTooLarge, match="50000x50000"):
+        decode_image(bomb, max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize("data,match", [(b"", "empty"), (b"\x00garbage" * 10, "not a decodable image")])
+def test_undecodable(data, match):
+    with pytest.raises(InvalidImage, match=match):
+        decode_image(data, max_pixels=LIMIT, field="file[0]")
+
+
+def test_truncated_png():
+    data = encode(Image.new("RGB", (64, 64), (1, 2, 3)), "PNG")
+    with pytest.raises(InvalidImage, match="truncated or corrupt"):
+        decode_image(data[: len(data) // 2], max_pixels=LIMIT)
+
+
+def test_to_lr_shape_and_range():
+    x = to_lr(np.full((50, 300, 3), 255, np.uint8), (16, 64))
+    assert x.shape == (3, 16, 64) and x.dtype == np.float32 and np.allclose(x, 1.0)
+
+
+def test_tiles_cover_a_long_line_and_blend_back():
+    img = np.random.default_rng(0).integers(0, 256, (16, 400, 3), dtype=np.uint8)
+    windows, layout = tile_windows(img, (16, 64), overlap=16, max_tiles=64)
+    assert windows.shape[1:] == (3, 16, 64) and layout.width == 400
+    assert layout.starts[0] == 0 and layout.starts[-1] == 400 - 64
+    # an "upscaler" that is nearest-neighbour 2x must blend back to the 2x line exactly
+    ups = [np.repeat(np.repeat(w, 2, axis=1), 2, axis=2) for w in windows]
+    line = to_lr(img, (16, 400))
+    np.testing.assert_allclose(blend_tiles(ups, layout, 2), np.repeat(np.repeat(line, 2, 1), 2, 2), atol=1e-5)
+
+
+def test_too_many_tiles():
+    with pytest.raises(PayloadTooLarge, match="windows"):
+        tile_windows(np.zeros((16, 5000, 3), np.uint8), (16, 64), overlap=16, max_tiles=8)
