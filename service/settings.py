@@ -37,3 +37,14 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; empty = CORS closed")
     drain_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, time to finish accepted work")
     log_level: str = Field("info", description="log level")
+
+
+def markdown_table() -> str:
+    """The settings as a Markdown table (the README's table is checked against this)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default
+        if name == "model_dir":
+            default = "models/ (shipped)"
+        rows.append(f"| `TEXTSR_{name.upper()}` | `{default}` | {field.description} |")
+    return "\n".join(rows)

@@ -8,6 +8,7 @@ section name fails loudly. No global state: every function returns a new value.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,23 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {key!r} is not a section")
-        value = yaml.safe_load(raw)
+        value = _parse_value(raw)
         if len(keys) == 1:
             cfg[keys[0]] = value
         else:
             node[keys[-1]] = value
     return cfg
+
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _parse_value(raw: str) -> Any:
+    """YAML value of an override; ``2e-4`` is a float here (PyYAML's YAML 1.1 reads it as a string)."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    return value
 
 
 @dataclass(frozen=True)

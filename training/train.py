@@ -124,7 +124,7 @@ class Trainer:
 
         prefix = self.settings.save_dir / name
         save_checkpoint(self.model, prefix.with_suffix(".pdparams"))
-        paddle.save(self.optimizer.state_dict(), str(prefix.with_suffix(".pdopt")))
+        paddle.save(self._portable_optimizer_state(), str(prefix.with_suffix(".pdopt")))
         states = {"epoch": self.epoch, "global_step": self.step, "best_psnr": self.best, "config": self.cfg}
         prefix.with_suffix(".states").write_text(json.dumps(states, indent=2, default=str))
         return prefix
@@ -136,10 +136,31 @@ class Trainer:
 
         prefix = _ckpt_prefix(Path(path))
         load_checkpoint(self.model, prefix.with_suffix(".pdparams"), drop_training_only=False)
-        self.optimizer.set_state_dict(paddle.load(str(prefix.with_suffix(".pdopt"))))
+        self._load_optimizer_state(paddle.load(str(prefix.with_suffix(".pdopt"))))
         states = json.loads(prefix.with_suffix(".states").read_text())
         self.epoch, self.step, self.best = int(states["epoch"]), int(states["global_step"]), float(states["best_psnr"])
         self.log(f"resumed from {prefix} at epoch {self.epoch}, step {self.step}")
+
+    def _portable_optimizer_state(self) -> dict[str, Any]:
+        """Optimizer state keyed by structured parameter names (``block1.0.weight_moment1_0``).
+
+        Paddle keys it by generated names (``conv2d_92.w_0``) that differ between processes,
+        which would make a resumed run refuse its own checkpoint.
+        """
+        names = {p.name: k for k, p in self.model.named_parameters()}
+        out = {}
+        for key, value in self.optimizer.state_dict().items():
+            match = next((n for n in names if isinstance(key, str) and key.startswith(n + "_")), None)
+            out[names[match] + key[len(match) :] if match else key] = value
+        return out
+
+    def _load_optimizer_state(self, state: dict[str, Any]) -> None:
+        names = {k: p.name for k, p in self.model.named_parameters()}
+        out = {}
+        for key, value in state.items():
+            match = next((n for n in sorted(names, key=len, reverse=True) if key.startswith(n + "_")), None)
+            out[names[match] + key[len(match) :] if match else key] = value
+        self.optimizer.set_state_dict(out)
 
     # -- one step ----------------------------------------------------------------------------
     def train_step(self, lr: np.ndarray, hr: np.ndarray, labels: list[str]) -> float:

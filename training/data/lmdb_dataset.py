@@ -15,6 +15,18 @@ from PIL import Image
 
 from textsr.spec import HR_HEIGHT, HR_WIDTH, SCALE
 
+_ENVS: dict[str, object] = {}
+"""Open read-only environments by path: lmdb refuses to open one environment twice in a process."""
+
+
+def _open(path: Path):
+    import lmdb
+
+    key = str(path.resolve())
+    if key not in _ENVS:
+        _ENVS[key] = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=32)
+    return _ENVS[key]
+
 
 def _decode(buf: bytes, size: tuple[int, int]) -> np.ndarray:
     img = Image.open(io.BytesIO(buf)).convert("RGB").resize(size, Image.BICUBIC)
@@ -34,12 +46,10 @@ class LMDBDataSetSR:
     """Random access to one TextZoom LMDB: ``ds[i] -> (lr [3,16,64], hr [3,32,128], label)``."""
 
     def __init__(self, data_dir: str | Path, img_h: int = HR_HEIGHT, img_w: int = HR_WIDTH, down_sample_scale: int = SCALE) -> None:
-        import lmdb
-
         self.path = Path(data_dir)
         if not (self.path / "data.mdb").is_file():
             raise FileNotFoundError(f"{self.path} is not an LMDB folder (no data.mdb)")
-        self.env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=32)
+        self.env = _open(self.path)
         with self.env.begin() as txn:
             raw = txn.get(b"num-samples")
         if raw is None:

@@ -171,10 +171,11 @@ class SRBackbone(nn.Layer):
         self.block1 = nn.Sequential(nn.Conv2D(in_planes, width, kernel_size=9, padding=4), nn.PReLU())
         for i in range(srb_nums):
             self.add_sublayer(f"block{i + 2}", residual_block(width))
-        self.add_sublayer(
-            f"block{srb_nums + 2}",
-            nn.Sequential(nn.Conv2D(width, width, kernel_size=3, padding=1), nn.BatchNorm2D(width)),
-        )
+        trunk_out = nn.Sequential(nn.Conv2D(width, width, kernel_size=3, padding=1), nn.BatchNorm2D(width))
+        # Zero-init the trunk's last BN scale: training starts from block1 -> upsampling, the
+        # residual trunk joins as it learns (as timm's zero_init_last). Loaded weights replace it.
+        trunk_out[1].weight.set_value(paddle.zeros_like(trunk_out[1].weight))
+        self.add_sublayer(f"block{srb_nums + 2}", trunk_out)
         up = [UpsampleBlock(width, 2) for _ in range(int(math.log2(scale_factor)))]
         self.add_sublayer(
             f"block{srb_nums + 3}", nn.Sequential(*up, nn.Conv2D(width, in_planes, kernel_size=9, padding=4))

@@ -1,0 +1,111 @@
+"""Service throughput vs raw ONNX Runtime, same machine, same model, one table.
+
+    .venv/bin/python bench/serve_throughput.py [--model-dir models] [--seconds 15] [--concurrency 1 8 64]
+
+Rows: raw in-process ORT at batch 1 and 64; then `textsr serve` (a child process, recognition
+off) over HTTP with C concurrent clients each posting one 16x64 PNG crop per request and getting
+the 32x128 PNG back. Reports crops/s, p50/p99 latency, and service / raw(batch 64).
+Writes bench/results/serve_throughput-<device>.md|json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._common import median, table, time_call, write_result  # noqa: E402
+
+
+def raw_ort(model_path: Path, batch: int, seconds: float) -> float:
+    from service.engine import OrtEngine
+
+    eng = OrtEngine(model_path, providers="cpu")
+    x = np.random.default_rng(0).random((batch, 3, 16, 64), dtype=np.float32)
+    per = median(time_call(lambda: eng(x), max(2, int(seconds / 2)), warmup=1))
+    return batch / per
+
+
+async def drive(url: str, crop: bytes, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                r = await client.post("/v1/upscale", files={"file": ("c.png", crop)}, headers={"Accept": "image/png"})
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(latencies), latencies, errors
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-dir", type=Path, default=ROOT / "models")
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    ap.add_argument("--port", type=int, default=8765)
+    args = ap.parse_args()
+
+    import cv2
+    import httpx
+
+    model_path = next(args.model_dir.glob("*/model.onnx"))
+    rows, data = [], {"model": str(model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path)}
+    raw = {b: raw_ort(model_path, b, args.seconds) for b in (1, 64)}
+    for b, cps in raw.items():
+        rows.append([f"raw ORT, batch {b}", "-", f"{cps:.1f}", "-", "-", f"{cps / raw[64]:.2f}"])
+    data["raw_crops_per_s"] = raw
+
+    ok, crop = cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (16, 64, 3), dtype=np.uint8))
+    env = {
+        **os.environ, "TEXTSR_MODEL_DIR": str(args.model_dir), "TEXTSR_PORT": str(args.port), "TEXTSR_PROVIDERS": "cpu",
+        "TEXTSR_RECOGNITION": "false", "TEXTSR_MAX_BATCH_SIZE": "64", "TEXTSR_MAX_QUEUE_DELAY_MS": "2", "TEXTSR_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "textsr", "serve"], env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{args.port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        data["service"] = {}
+        for c in args.concurrency:
+            asyncio.run(drive(url, crop.tobytes(), c, 2))  # warm-up
+            n, lat, errors = asyncio.run(drive(url, crop.tobytes(), c, args.seconds))
+            cps = n / args.seconds
+            p50, p99 = (float(np.percentile(lat, q)) * 1000 for q in (50, 99))
+            data["service"][c] = {"crops_per_s": cps, "p50_ms": p50, "p99_ms": p99, "errors": errors}
+            rows.append([f"service over HTTP, concurrency {c}", c, f"{cps:.1f}", f"{p50:.0f}", f"{p99:.0f}", f"{cps / raw[64]:.2f}"])
+            print(rows[-1], flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    md = table(["path", "concurrency", "crops/s", "p50 ms", "p99 ms", "ratio to raw ORT batch 64"], rows)
+    print(md)
+    print("written:", write_result("serve_throughput", md, data))
+
+
+if __name__ == "__main__":
+    main()

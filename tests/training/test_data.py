@@ -1,0 +1,56 @@
+"""The synthetic generator is deterministic and writes TextZoom's exact LMDB layout; the loader reads it."""
+
+from __future__ import annotations
+
+import lmdb
+import numpy as np
+import pytest
+
+from training.data.lmdb_dataset import LMDBDataSetSR, find_lmdbs
+from training.data.synth import LEVELS, SPLITS, generate, make_sample
+
+
+def test_same_seed_same_sample_other_seed_other_sample():
+    a, b, c = make_sample(3, "train", 5), make_sample(3, "train", 5), make_sample(4, "train", 5)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert not np.array_equal(a[0], c[0])
+    hr, lr, label = a
+    assert hr.shape == (32, 128, 3) and lr.shape == (16, 64, 3) and hr.dtype == lr.dtype == np.uint8 and label
+
+
+def test_splits_are_graded_by_degradation():
+    assert set(SPLITS) == {"train", "test/easy", "test/medium", "test/hard"}
+    for a, b in zip(LEVELS, LEVELS[1:]):
+        assert a.defocus[0] < b.defocus[0] and a.noise[1] < b.noise[1] and a.jpeg[1] > b.jpeg[1]
+
+
+def test_lmdb_layout_and_loader(tmp_path):
+    generate(tmp_path, train=5, test=3, seed=1, progress=False)
+    assert [p.relative_to(tmp_path).as_posix() for p in find_lmdbs(tmp_path)] == ["test/easy", "test/hard", "test/medium", "train"]
+    env = lmdb.open(str(tmp_path / "train"), readonly=True, lock=False)
+    with env.begin() as txn:
+        keys = sorted(k.decode() for k, _ in txn.cursor())
+        assert txn.get(b"num-samples") == b"5"
+        assert txn.get(b"image_hr-000000001")[:8] == b"\x89PNG\r\n\x1a\n"
+    env.close()
+    assert keys == sorted(["num-samples"] + [f"{kind}-{i:09d}" for i in range(1, 6) for kind in ("image_hr", "image_lr", "label")])
+    ds = LMDBDataSetSR(tmp_path / "train")
+    lr, hr, label = ds[0]
+    assert len(ds) == 5 and lr.shape == (3, 16, 64) and hr.shape == (3, 32, 128) and 0 <= lr.min() and hr.max() <= 1
+    assert label == make_sample(1, "train", 1)[2]
+    batches = list(ds.batches(2, shuffle=True, seed=0, drop_last=True))
+    assert [len(b[2]) for b in batches] == [2, 2]
+    assert [b[2] for b in ds.batches(2, shuffle=True, seed=0)] == [b[2] for b in ds.batches(2, shuffle=True, seed=0)]
+    with pytest.raises(IndexError):
+        ds[5]
+
+
+def test_loader_refuses_non_textzoom(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no data.mdb"):
+        LMDBDataSetSR(tmp_path)
+    env = lmdb.open(str(tmp_path / "x"))
+    with env.begin(write=True) as txn:
+        txn.put(b"foo", b"bar")
+    env.close()
+    with pytest.raises(ValueError, match="num-samples"):
+        LMDBDataSetSR(tmp_path / "x")

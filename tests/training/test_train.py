@@ -1,0 +1,114 @@
+"""Training: each loss lowers on a fixed batch after one step; save + resume continue identically."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from training.config import ConfigError, load_config
+from training.data.synth import generate
+from training.losses import confusion_weights, load_stroke_table, stroke_sequences, teacher_forcing, telescope_sequences
+from training.train import Trainer
+
+CONFIGS = {
+    "MSELoss": "training/configs/default_tsrn.yml",
+    "StrokeFocusLoss": "training/configs/sr_tsrn_transformer_strock.yml",
+    "TelescopeLoss": "training/configs/sr_telescope.yml",
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    generate(root, train=6, test=2, seed=5, progress=False)
+    return root
+
+
+def config(repo_root, data, tmp_path, loss, *extra):
+    opts = [
+        f"Train.dataset.data_dir={data / 'train'}", f"Eval.dataset.data_dir={data / 'test'}",
+        f"Global.save_model_dir={tmp_path / 'out'}", "Train.loader.batch_size_per_card=2", "Train.loader.shuffle=true",
+        "Architecture.Transform.srb_nums=1", "Architecture.Transform.STN=false", "Optimizer.lr.learning_rate=0.001",
+        "Global.eval_batch_step=[0, 0]", "Loss.confuse_dict_path=null", *extra,
+    ]
+    return load_config(repo_root / CONFIGS[loss], opts)
+
+
+@pytest.mark.parametrize("loss", sorted(CONFIGS))
+def test_one_step_lowers_the_loss(loss, repo_root, data, tmp_path):
+    t = Trainer(config(repo_root, data, tmp_path, loss), log=lambda s: None)
+    lr, hr, labels = next(t.data.batches(2))
+
+    def current() -> float:
+        paddle.seed(0)
+        t.model.train()
+        with paddle.no_grad():
+            return float(t.loss_fn(t.model(paddle.to_tensor(lr)), paddle.to_tensor(hr), labels))
+
+    before = current()
+    for _ in range(3):
+        t.train_step(lr, hr, labels)
+    assert current() < before
+
+
+def test_resume_gives_identical_next_step(repo_root, data, tmp_path):
+    cfg = config(repo_root, data, tmp_path, "MSELoss", "Global.seed=3")
+    a = Trainer(cfg, log=lambda s: None)
+    batches = list(a.data.batches(2, shuffle=True, seed=3))
+    for lr, hr, labels in batches[:2]:
+        a.train_step(lr, hr, labels)
+    a.save("latest")
+    a.train_step(*batches[2])
+    expect = {k: v.numpy() for k, v in a.model.state_dict().items()}
+
+    b = Trainer({**cfg, "Global": {**cfg["Global"], "checkpoints": str(tmp_path / "out" / "latest")}}, log=lambda s: None)
+    assert b.step == 2
+    b.train_step(*batches[2])
+    for k, v in b.model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), expect[k], err_msg=k)
+    states = json.loads((tmp_path / "out" / "latest.states").read_text())
+    assert states["global_step"] == 2 and (tmp_path / "out" / "latest.pdopt").is_file()
+
+
+def test_fit_writes_checkpoints_log_and_curves(repo_root, data, tmp_path):
+    cfg = config(repo_root, data, tmp_path, "MSELoss", "Global.max_steps=2", "Global.eval_batch_step=[0, 1]", "Global.print_batch_step=1")
+    result = Trainer(cfg, log=lambda s: None).fit()
+    out = tmp_path / "out"
+    for name in ("latest", "best_accuracy"):
+        assert (out / f"{name}.pdparams").is_file() and (out / f"{name}.pdopt").is_file() and (out / f"{name}.states").is_file()
+    assert (out / "curves.png").stat().st_size > 1000
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert any("loss" in r for r in rows) and result["eval"]["average"]["sr"]["psnr_paddleocr"] > 0
+    assert set(result["eval"]["splits"]) == {"easy", "medium", "hard"}
+    keys = paddle.load(str(out / "latest.pdparams")).keys()
+    assert all(k.startswith("transform.") for k in keys)  # PaddleOCR's BaseModel layout
+
+
+def test_label_encodings():
+    ti, tg, mask = teacher_forcing(telescope_sequences(["Ab1!", "x"]))
+    assert tg.tolist() == [[11, 12, 2, 0], [34, 0, 0, 0]] and ti.tolist() == [[0, 11, 12, 2], [0, 34, 0, 0]]
+    assert mask.sum() == 6
+    table = load_stroke_table()
+    assert len(table) == 62 and all(set(v) <= set("123456789") for v in table.values())
+    assert stroke_sequences(["Hi"], table) == [[2, 1, 2, 2, 7, 0]]
+
+
+def test_confusion_weights(tmp_path):
+    assert np.array_equal(confusion_weights(None), np.ones((37, 37), np.float32))
+    m = np.zeros((62, 62))
+    m[36, 37] = m[36, 11] = 4.0  # 'a' read as 'b' and as 'B': weight 1/4 (the larger of the two case weights)
+    (tmp_path / "c.json").write_text(json.dumps({"matrix": m.tolist()}))
+    w = confusion_weights(tmp_path / "c.json")
+    assert w.shape == (37, 37) and w[11, 12] == pytest.approx(0.25) and w[12, 11] == 1.0
+
+
+def test_config_errors(repo_root, tmp_path):
+    with pytest.raises(ConfigError, match="unknown section 'Globl'"):
+        load_config(repo_root / CONFIGS["MSELoss"], ["Globl.seed=1"])
+    with pytest.raises(ConfigError, match="Section.key=value"):
+        load_config(repo_root / CONFIGS["MSELoss"], ["Global.seed"])
+    cfg = load_config(repo_root / CONFIGS["MSELoss"], ["Global.seed=7", "Optimizer.lr.learning_rate=2e-4"])
+    assert cfg["Global"]["seed"] == 7 and cfg["Optimizer"]["lr"]["learning_rate"] == pytest.approx(2e-4)
