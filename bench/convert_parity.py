@@ -79,8 +79,8 @@ def main() -> None:
             data[name] = {"max_abs_diff": diff, "verify_max_abs_diff": manifest.graph().verification.max_abs_diff, "batches": {}}
             for b in args.batches:
                 xb = np.concatenate([x] * (b // len(x) + 1))[:b]
-                t_pd = median(time_call(lambda: pd(xb), args.repeat))
-                t_ort = median(time_call(lambda: ort(xb), args.repeat))
+                t_pd = median(time_call(lambda f=pd, v=xb: f(v), args.repeat))
+                t_ort = median(time_call(lambda f=ort, v=xb: f(v), args.repeat))
                 data[name]["batches"][b] = {"paddle_inference_s": t_pd, "onnxruntime_s": t_ort}
                 rows.append([name, b, f"{diff:.1e}", f"{1000 * t_pd:.0f}", f"{1000 * t_ort:.0f}", f"{b / t_pd:.1f}", f"{b / t_ort:.1f}", f"{t_pd / t_ort:.2f}x"])
                 print(rows[-1], flush=True)
