@@ -11,6 +11,7 @@ import numpy as np
 
 from training.data.lmdb_dataset import LMDBDataSetSR, find_lmdbs
 from training.metrics import SRMetric
+from training.text import filter_label
 
 EVAL_BATCH = 16
 """PaddleOCR's eval batch size; its PSNR is a mean of per-batch values, so the batch size matters."""
@@ -27,28 +28,126 @@ def _split_name(path: Path, root: Path) -> str:
     return rel if rel != "." else path.name
 
 
+def _to_rgb8(batch: np.ndarray) -> list[np.ndarray]:
+    return [(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0) for x in batch]
+
+
+class _Reader:
+    """Recognition accuracy of one image source: exact match after lower-casing, letters and digits only."""
+
+    def __init__(self, recognizer: Callable[[np.ndarray], list[tuple[str, float]]]) -> None:
+        from service.recognizer import prepare
+
+        self.recognizer, self.prepare = recognizer, prepare
+        self.correct = self.total = 0
+
+    def read(self, batch: np.ndarray, labels: list[str]) -> list[str]:
+        texts = [t for t, _ in self.recognizer(np.stack([self.prepare(img) for img in _to_rgb8(batch)]))]
+        self.correct += sum(filter_label(t) == filter_label(g) for t, g in zip(texts, labels))
+        self.total += len(labels)
+        return texts
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else float("nan")
+
+
 def evaluate_splits(
-    upscale: Callable[[np.ndarray], np.ndarray], eval_dir: str | Path, max_images: int | None = None
+    upscale: Callable[[np.ndarray], np.ndarray],
+    eval_dir: str | Path,
+    max_images: int | None = None,
+    recognizer: Callable[[np.ndarray], list[tuple[str, float]]] | None = None,
+    grid_rows: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate ``upscale`` (LR batch -> SR batch in [0, 1]) on every LMDB under ``eval_dir``."""
+    """Evaluate ``upscale`` (LR batch -> SR batch in [0, 1]) on every LMDB under ``eval_dir``.
+
+    With a ``recognizer``, also the recognition accuracy on bicubic, SR and HR; with ``grid_rows``,
+    ``result["grid"]`` holds that many examples per split for :func:`save_grid`.
+    """
     root = Path(eval_dir)
-    result: dict[str, Any] = {"splits": {}}
+    result: dict[str, Any] = {"splits": {}, "grid": []}
     for lmdb_dir in find_lmdbs(root):
+        split = _split_name(lmdb_dir, root)
         data = LMDBDataSetSR(lmdb_dir)
         metrics = {"sr": SRMetric(), "bicubic": SRMetric()}
+        readers = {k: _Reader(recognizer) for k in ("bicubic", "sr", "hr")} if recognizer else {}
         seen = 0
-        for lr, hr, _ in data.batches(EVAL_BATCH):
+        for lr, hr, labels in data.batches(EVAL_BATCH):
             if max_images is not None and seen >= max_images:
                 break
-            metrics["sr"].update(np.clip(upscale(lr), 0, 1), hr)
-            metrics["bicubic"].update(bicubic_upscale(lr, hr.shape[2:]), hr)
+            views = {"sr": np.clip(upscale(lr), 0, 1), "bicubic": bicubic_upscale(lr, hr.shape[2:]), "hr": hr}
+            metrics["sr"].update(views["sr"], hr)
+            metrics["bicubic"].update(views["bicubic"], hr)
+            texts = {k: r.read(views[k], labels) for k, r in readers.items()}
+            for i in range(min(len(lr), grid_rows - sum(1 for g in result["grid"] if g["split"] == split))):
+                result["grid"].append({"split": split, "label": labels[i], "lr": lr[i], **{k: v[i] for k, v in views.items()},
+                                       "texts": {k: t[i] for k, t in texts.items()}})
             seen += len(lr)
-        result["splits"][_split_name(lmdb_dir, root)] = {k: m.summary() for k, m in metrics.items()}
+        summary = {k: m.summary() for k, m in metrics.items()}
+        if readers:
+            summary["accuracy"] = {k: r.accuracy for k, r in readers.items()}
+        result["splits"][split] = summary
     splits = list(result["splits"].values())
     result["average"] = {
         src: {key: float(np.mean([s[src][key] for s in splits])) for key in ("psnr_paddleocr", "psnr_per_image", "ssim")}
         for src in ("sr", "bicubic")
     }
+    if recognizer:
+        result["average"]["accuracy"] = {k: float(np.mean([s["accuracy"][k] for s in splits])) for k in ("bicubic", "sr", "hr")}
+    return result
+
+
+def save_grid(rows: list[dict[str, Any]], path: str | Path, scale: int = 2) -> Path:
+    """PNG grid: LR | bicubic | SR | HR per row, with the split, label and recognized text under each."""
+    cell_h, cell_w, text_h = 32 * scale, 128 * scale, 18
+    cols = ("lr", "bicubic", "sr", "hr")
+    canvas = np.full((text_h + len(rows) * (cell_h + text_h), len(cols) * (cell_w + 4), 3), 255, np.uint8)
+    for c, name in enumerate(cols):
+        cv2.putText(canvas, name.upper(), (c * (cell_w + 4) + 4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    for r, row in enumerate(rows):
+        y = text_h + r * (cell_h + text_h)
+        for c, name in enumerate(cols):
+            img = _to_rgb8(row[name][None])[0]
+            img = cv2.resize(img, (cell_w, cell_h), interpolation=cv2.INTER_NEAREST)
+            x = c * (cell_w + 4)
+            canvas[y : y + cell_h, x : x + cell_w] = img
+            note = row["texts"].get(name, row["label"] if name == "lr" else "")
+            if name == "lr":
+                note = f"{row['split']}: {row['label']}"
+            colour = (0, 120, 0) if name == "lr" or _match(note, row["label"]) else (200, 0, 0)
+            cv2.putText(canvas, note[:28], (x + 4, y + cell_h + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), canvas[..., ::-1])
+    return Path(path)
+
+
+def _match(text: str, label: str) -> bool:
+    return filter_label(text) == filter_label(label)
+
+
+def onnx_upscaler(model_dir: str | Path) -> Callable[[np.ndarray], np.ndarray]:
+    """LR batch -> SR batch through a converted model folder (checked against its manifest)."""
+    from service.repository import load_model
+
+    return load_model(Path(model_dir), "cpu", "fp32", 0).engine
+
+
+def default_recognizer() -> Callable[[np.ndarray], list[tuple[str, float]]]:
+    """The service's recognizer (PP-OCRv6 small from the rapidocr wheel) on the CPU."""
+    from service.engine import OrtEngine
+    from service.recognizer import TextRecognizer, default_model_path
+
+    return TextRecognizer(OrtEngine(default_model_path(), providers="cpu"))
+
+
+def run_eval(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, max_images: int | None = None, grid_rows: int = 4) -> dict[str, Any]:
+    """``textsr eval``: metrics.json and grid.png for a converted model on a TextZoom-layout dataset."""
+    import json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = evaluate_splits(onnx_upscaler(model_dir), data_dir, max_images, default_recognizer(), grid_rows)
+    save_grid(result.pop("grid"), out / "grid.png")
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
 
 

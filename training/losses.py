@@ -23,15 +23,11 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from textsr.spec import GESTALT_ALPHABET, TELESCOPE_ALPHABET
+from training.text import filter_label
 
 ASSETS = Path(__file__).parent / "assets"
 CONFUSION_CLASSES = string.digits + string.ascii_uppercase + string.ascii_lowercase
 """Row/column order of a confusion matrix file: 0-9, A-Z, a-z (as PaddleOCR's confuse.pkl)."""
-
-
-def filter_label(label: str) -> str:
-    """Lower-case and keep letters and digits: the recognizer's view of a label."""
-    return "".join(c for c in label.lower() if c in string.ascii_lowercase + string.digits)
 
 
 def teacher_forcing(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

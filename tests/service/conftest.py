@@ -15,29 +15,12 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "models"
-
-
-def _shipped_models() -> bool:
-    return any(SHIPPED.glob("*/manifest.json"))
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    """The shipped models/ when present; otherwise a random-init TSRN converted on the spot (needs paddle)."""
-    if _shipped_models():
-        return SHIPPED
-    pytest.importorskip("paddle", reason="no shipped model and no paddle to convert one")
-    import paddle
-
-    from convert.pipeline import convert
-    from training.networks import build_network, save_checkpoint
-
-    tmp = tmp_path_factory.mktemp("models")
-    paddle.seed(0)
-    ckpt = save_checkpoint(build_network("TSRN"), tmp / "ckpt.pdparams")
-    convert(tmp / "m" / "test-tsrn", config=ROOT / "training/configs/sr_tsrn_transformer_strock.yml", checkpoint=ckpt, log=lambda s: None)
-    return tmp / "m"
+def model_dir(models_root) -> Path:
+    """The folder of model folders the servers load."""
+    return models_root
 
 
 def free_port() -> int:

@@ -54,3 +54,18 @@ def test_loader_refuses_non_textzoom(tmp_path):
     env.close()
     with pytest.raises(ValueError, match="num-samples"):
         LMDBDataSetSR(tmp_path / "x")
+
+
+def test_eval_command_writes_metrics_and_grid(tmp_path, model_dir_any):
+    import json
+
+    from textsr.cli import main
+
+    generate(tmp_path / "data", train=0, test=4, seed=2, progress=False)
+    assert main(["eval", "--model-dir", str(model_dir_any), "--data", str(tmp_path / "data" / "test"), "--out", str(tmp_path / "ev"), "--grid-rows", "1"]) == 0
+    result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert set(result["splits"]) == {"easy", "medium", "hard"}
+    for split in result["splits"].values():
+        assert split["sr"]["images"] == 4 and set(split["accuracy"]) == {"bicubic", "sr", "hr"}
+    assert result["average"]["accuracy"]["hr"] >= 0.5  # the recognizer reads clean HR crops
+    assert (tmp_path / "ev" / "grid.png").stat().st_size > 5000
