@@ -134,3 +134,47 @@ def encode_png(rgb: np.ndarray, compression: int = 1) -> bytes:
 def bicubic(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """RGB uint8 bicubic resize to (h, w)."""
     return cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def prepare_crops(
+    decoded: list[np.ndarray], lr_size: tuple[int, int], mode: str, overlap: int, max_tiles: int
+) -> tuple[np.ndarray, list[TileLayout | None], list[int]]:
+    """All model inputs of a request: one LR crop per image (``resize``) or its windows (``tile``).
+
+    Returns the stacked batch, each image's layout (None for resize) and its number of crops.
+    """
+    crops, layouts = [], []
+    for img in decoded:
+        if mode == "tile":
+            windows, layout = tile_windows(img, lr_size, overlap, max_tiles)
+        else:
+            windows, layout = to_lr(img, lr_size)[None], None
+        crops.append(windows)
+        layouts.append(layout)
+    return np.concatenate(crops), layouts, [len(c) for c in crops]
+
+
+def assemble(outputs: list[np.ndarray], layouts: list[TileLayout | None], counts: list[int], scale: int) -> list[np.ndarray]:
+    """Model outputs back to one RGB uint8 image per input (blending tiles)."""
+    results, i = [], 0
+    for layout, n in zip(layouts, counts):
+        part = outputs[i : i + n]
+        i += n
+        results.append(to_uint8(blend_tiles(part, layout, scale) if layout is not None else part[0]))
+    return results
+
+
+def grid(rows: list[list[tuple[np.ndarray, str, tuple[int, int, int]]]], headers: list[str], cell: tuple[int, int]) -> np.ndarray:
+    """A comparison picture: each row a list of (RGB image, caption, caption colour), nearest-scaled to ``cell`` (h, w)."""
+    cell_h, cell_w = cell
+    text_h, gap = 18, 4
+    canvas = np.full((text_h + len(rows) * (cell_h + text_h), len(headers) * (cell_w + gap), 3), 255, np.uint8)
+    for c, name in enumerate(headers):
+        cv2.putText(canvas, name, (c * (cell_w + gap) + 4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    for r, row in enumerate(rows):
+        y = text_h + r * (cell_h + text_h)
+        for c, (img, caption, colour) in enumerate(row):
+            x = c * (cell_w + gap)
+            canvas[y : y + cell_h, x : x + cell_w] = cv2.resize(img, (cell_w, cell_h), interpolation=cv2.INTER_NEAREST)
+            cv2.putText(canvas, caption[:32], (x + 4, y + cell_h + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    return canvas

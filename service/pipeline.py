@@ -127,23 +127,12 @@ class Pipeline:
         if recognize and self.rec_batcher is None:
             raise InvalidOption("recognize=true but recognition is disabled on this server (TEXTSR_RECOGNITION=false)")
         model = self.model(name)
-        lr_size, scale = model.manifest.lr_size, model.manifest.scale
-        crops, layouts = [], []
-        for img in decoded:
-            if mode == "tile":
-                windows, layout = images.tile_windows(img, lr_size, TILE_OVERLAP, self.settings.max_tiles_per_image)
-            else:
-                windows, layout = images.to_lr(img, lr_size)[None], None
-            crops.append(windows)
-            layouts.append(layout)
-        batch = np.concatenate(crops)
+        batch, layouts, counts = images.prepare_crops(
+            decoded, model.manifest.lr_size, mode, TILE_OVERLAP, self.settings.max_tiles_per_image
+        )
         outputs = await self.batchers[model.name].submit(batch, self.settings.request_timeout_s)
-        results, i = [], 0
-        for img, windows, layout in zip(decoded, crops, layouts):
-            part = outputs[i : i + len(windows)]
-            i += len(windows)
-            chw = images.blend_tiles(part, layout, scale) if layout is not None else part[0]
-            results.append(CropResult(images.to_uint8(chw), (img.shape[1], img.shape[0])))
+        sr = images.assemble(outputs, layouts, counts, model.manifest.scale)
+        results = [CropResult(out, (img.shape[1], img.shape[0])) for img, out in zip(decoded, sr)]
         if recognize:
             texts = await self.read_text([r.sr for r in results])
             for r, (text, conf) in zip(results, texts):

@@ -163,7 +163,46 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_convert, _add_serve, _add_gen_data, _add_train, _add_eval]
+def _cmd_upscale(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from textsr.upscale import upscale_files
+
+    try:
+        records = upscale_files(
+            [Path(f) for f in args.images], Path(args.out), server=args.server,
+            model_dir=Path(args.model_dir) if args.model_dir else None, mode=args.mode,
+            recognize=args.recognize, grid=args.grid, api_key=args.api_key,
+        )
+    except Exception as exc:  # report any failure as one line: a missing file, a bad image, a server error
+        print(f"textsr upscale: error: {exc}", file=sys.stderr)
+        return 2
+    for r in records:
+        print(f"{r['input']} -> {r['output']} ({r['width']}x{r['height']})" + (f" text={r['text']!r}" if r["text"] is not None else ""))
+    return 0
+
+
+def _add_upscale(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "upscale",
+        help="upscale image files, in-process or through a server",
+        description="Upscale text crops 2x and write <name>_sr.png into --out; in-process on ONNX Runtime "
+        "(the shipped model, or --model-dir) or through a running service with --server URL.",
+    )
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--server", help="service URL, e.g. http://127.0.0.1:8000 (default: run in-process)")
+    p.add_argument("--api-key", help="API key for --server")
+    p.add_argument("--model-dir", help="folder of converted models for in-process runs (default: shipped models/)")
+    p.add_argument("--mode", choices=["resize", "tile"], default="resize", help="resize (PaddleOCR's way) or tile (keeps aspect)")
+    p.add_argument("--recognize", action="store_true", help="also recognize the text")
+    p.add_argument("--grid", action="store_true", help="also write grid.png: input | bicubic | SR")
+    p.set_defaults(func=_cmd_upscale)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_convert, _add_serve, _add_upscale, _add_gen_data, _add_train, _add_eval,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -99,24 +99,18 @@ def evaluate_splits(
 
 def save_grid(rows: list[dict[str, Any]], path: str | Path, scale: int = 2) -> Path:
     """PNG grid: LR | bicubic | SR | HR per row, with the split, label and recognized text under each."""
-    cell_h, cell_w, text_h = 32 * scale, 128 * scale, 18
-    cols = ("lr", "bicubic", "sr", "hr")
-    canvas = np.full((text_h + len(rows) * (cell_h + text_h), len(cols) * (cell_w + 4), 3), 255, np.uint8)
-    for c, name in enumerate(cols):
-        cv2.putText(canvas, name.upper(), (c * (cell_w + 4) + 4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    for r, row in enumerate(rows):
-        y = text_h + r * (cell_h + text_h)
-        for c, name in enumerate(cols):
-            img = _to_rgb8(row[name][None])[0]
-            img = cv2.resize(img, (cell_w, cell_h), interpolation=cv2.INTER_NEAREST)
-            x = c * (cell_w + 4)
-            canvas[y : y + cell_h, x : x + cell_w] = img
-            note = row["texts"].get(name, row["label"] if name == "lr" else "")
-            if name == "lr":
-                note = f"{row['split']}: {row['label']}"
-            colour = (0, 120, 0) if name == "lr" or _match(note, row["label"]) else (200, 0, 0)
-            cv2.putText(canvas, note[:28], (x + 4, y + cell_h + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
-    cv2.imwrite(str(path), canvas[..., ::-1])
+    from service.images import grid
+
+    green, red = (0, 120, 0), (200, 0, 0)
+    table = []
+    for row in rows:
+        cells = [(_to_rgb8(row["lr"][None])[0], f"{row['split']}: {row['label']}", green)]
+        for name in ("bicubic", "sr", "hr"):
+            text = row["texts"].get(name, "")
+            cells.append((_to_rgb8(row[name][None])[0], text, green if _match(text, row["label"]) else red))
+        table.append(cells)
+    picture = grid(table, ["LR", "BICUBIC", "SR", "HR"], (32 * scale, 128 * scale))
+    cv2.imwrite(str(path), picture[..., ::-1])
     return Path(path)
 
 
