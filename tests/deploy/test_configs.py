@@ -1,0 +1,81 @@
+"""Dockerfiles are hadolint-clean; Kubernetes manifests validate against the schemas, offline."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hadolint() -> str:
+    path = shutil.which("hadolint") or str(Path(__import__("sys").executable).parent / "hadolint")
+    if not Path(path).exists():
+        pytest.skip("hadolint not installed (pip install 'textsr[dev]')")
+    return path
+
+
+@pytest.mark.parametrize("dockerfile", ["docker/Dockerfile", "docker/Dockerfile.gpu"])
+def test_dockerfiles_are_hadolint_clean(dockerfile):
+    out = subprocess.run([hadolint(), str(ROOT / dockerfile)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
+    assert subprocess.run([hadolint(), str(bad)], capture_output=True).returncode != 0
+
+
+def test_dockerfile_runs_as_non_root_with_healthcheck_and_no_paddle():
+    for name in ("Dockerfile", "Dockerfile.gpu"):
+        text = (ROOT / "docker" / name).read_text()
+        assert "USER 10001" in text and "HEALTHCHECK" in text and "/readyz" in text
+        assert "paddlepaddle" not in text and ".[serve" in text and "[serve,train" not in text
+
+
+def manifests():
+    for f in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(f.read_text()):
+            yield f.name, doc
+
+
+def test_kubernetes_manifests_validate():
+    kv = pytest.importorskip("kubernetes_validate")
+    kinds = set()
+    for name, doc in manifests():
+        kv.validate(doc, "1.30.0", strict=True)
+        kinds.add(doc["kind"])
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"} <= kinds
+    deployments = [d for _, d in manifests() if d["kind"] == "Deployment"]
+    for d in deployments:
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz" and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert any("nvidia.com/gpu" in d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] for d in deployments)
+
+
+def test_validation_can_fail():
+    kv = pytest.importorskip("kubernetes_validate")
+    doc = next(d for _, d in manifests() if d["kind"] == "Deployment")
+    doc["spec"]["replicaz"] = 3
+    with pytest.raises(kv.ValidationError):
+        kv.validate(doc, "1.30.0", strict=True)
+
+
+def test_compose_wires_nginx_prometheus_grafana_and_gpu_profile():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    s = compose["services"]
+    assert s["textsr"]["deploy"]["replicas"] >= 2
+    assert {"nginx", "prometheus", "grafana", "textsr-gpu"} <= set(s)
+    assert s["textsr-gpu"]["profiles"] == ["gpu"]
+    assert s["textsr-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    nginx = (ROOT / "docker/nginx/nginx.conf").read_text()
+    assert "least_conn" in nginx and "http_503" in nginx and "client_max_body_size 16m" in nginx and "keepalive" in nginx
+    assert s["textsr"]["environment"]["TEXTSR_MAX_BODY_BYTES"] == str(16 * 1024 * 1024)
+    dash = (ROOT / "docker/grafana/provisioning/dashboards/textsr.json").read_text()
+    for metric in ("textsr_requests_total", "textsr_request_duration_seconds_bucket", "textsr_batch_size_sum", "textsr_queue_depth", "textsr_model_info"):
+        assert metric in dash
