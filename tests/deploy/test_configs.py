@@ -47,7 +47,7 @@ def manifests():
 def test_kubernetes_manifests_validate():
     kv = pytest.importorskip("kubernetes_validate")
     kinds = set()
-    for name, doc in manifests():
+    for _, doc in manifests():
         kv.validate(doc, "1.30.0", strict=True)
         kinds.add(doc["kind"])
     assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"} <= kinds
