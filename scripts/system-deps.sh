@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test-suite runs for real, when they are missing:
-#   fonts (synthetic data), nginx and Prometheus (deployment topology test).
+#   fonts (synthetic data), nginx and Prometheus (deployment topology test), Chromium (playground test).
 # Needs root (CI runs as root); without root it says what is missing and the tests that need it skip.
 set -euo pipefail
 want=()
@@ -11,6 +11,8 @@ command -v fc-list >/dev/null 2>&1 || want+=(fontconfig)
 [ -d /usr/share/fonts/opentype/urw-base35 ] || [ -d /usr/share/fonts/type1/urw-base35 ] || want+=(fonts-urw-base35)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want+=(nginx-light)
 command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || want+=(prometheus)
+[ -x /usr/bin/chromium ] || want+=(chromium)
+[ -x /usr/bin/chromedriver ] || want+=(chromium-driver)
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-deps: not root; missing Debian packages: ${want[*]} (tests that need them will skip)" >&2

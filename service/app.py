@@ -10,12 +10,13 @@ import re
 import time
 import uuid
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -45,6 +46,7 @@ from service.settings import Settings
 log = logging.getLogger("textsr.app")
 access = logging.getLogger("textsr.access")
 
+PLAYGROUND = Path(__file__).parent / "static" / "index.html"
 OPEN_PATHS = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
 """Paths served without the API key: health probes, the playground page and the API docs."""
 FORM_FIELDS = {"file"}
@@ -316,6 +318,10 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
         if p.recognizer is not None:
             rec = {"model": REC_MODEL, "license": REC_LICENSE, "providers": ",".join(p.recognizer.engine.providers)}
         return ModelsResponse(models=out, recognizer=rec)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def playground() -> HTMLResponse:
+        return HTMLResponse(PLAYGROUND.read_text())
 
     # -- health and metrics --------------------------------------------------------------
     @app.get("/healthz", summary="Liveness: the process serves HTTP")
