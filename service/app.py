@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import logging
 import re
@@ -11,29 +10,22 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException
 
 import textsr
-from service import images, kserve
+from service import images
+from service.bodies import decode_all, read_images
 from service.errors import (
-    InvalidImage,
     InvalidOption,
-    InvalidRequest,
-    ModelNotFound,
     ModelNotReady,
-    PayloadTooLarge,
     TextSRError,
     Unauthorized,
-    UnsupportedMediaType,
 )
 from service.metrics import Metrics
 from service.pipeline import Pipeline
@@ -42,6 +34,7 @@ from service.recognizer import MODEL_FILE as REC_MODEL
 from service.repository import ModelRepository
 from service.schemas import CropOut, ErrorResponse, ModelOut, ModelsResponse, UpscaleJSON, UpscaleResponse
 from service.settings import Settings
+from service.v2 import v2_router
 
 log = logging.getLogger("textsr.app")
 access = logging.getLogger("textsr.access")
@@ -49,7 +42,6 @@ access = logging.getLogger("textsr.access")
 PLAYGROUND = Path(__file__).parent / "static" / "index.html"
 OPEN_PATHS = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
 """Paths served without the API key: health probes, the playground page and the API docs."""
-FORM_FIELDS = {"file"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ERRORS = {
     400: {"model": ErrorResponse, "description": "undecodable image or malformed body"},
@@ -82,76 +74,6 @@ def _error(status: int, code: str, message: str, request: Request, headers: dict
         return JSONResponse({"error": message}, status_code=status, headers=headers)
     body = {"error": {"code": code, "message": message, **({"request_id": rid} if rid else {})}}
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing more than ``limit`` bytes before reading them where Content-Length says so."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # starlette's cache: request.form() parses from it
-    return body
-
-
-async def read_images(request: Request, settings: Settings) -> tuple[list[tuple[str | None, bytes]], dict[str, Any]]:
-    """The request's images, as (filename, bytes), and any options given in a JSON body."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await read_body(request, settings.max_body_bytes)
-    limit = settings.max_crops_per_request
-    if ctype == "multipart/form-data":
-        try:
-            form = await request.form(max_files=limit, max_fields=16)
-        except (MultiPartException, StarletteHTTPException) as exc:
-            detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
-            if "Too many files" in detail:
-                raise PayloadTooLarge(f"more than {limit} files in one request") from None
-            raise InvalidRequest(f"malformed multipart body: {detail}") from None
-        unexpected = sorted({k for k in form.keys() if k not in FORM_FIELDS})
-        if unexpected:
-            raise InvalidRequest(f"unexpected form field(s) {unexpected}; send images as 'file' parts and options as query parameters")
-        files = [(getattr(v, "filename", None), await v.read()) for k, v in form.multi_items() if hasattr(v, "read")]
-        if len(files) != len(form.getlist("file")):
-            raise InvalidRequest("every 'file' part must be a file upload")
-        if not files:
-            raise InvalidRequest("multipart body has no 'file' part")
-        return files, {}
-    if ctype == "application/json":
-        try:
-            doc = UpscaleJSON.model_validate_json(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise InvalidOption(f"JSON body: {where}: {first['msg']}") from None
-        if len(doc.images) > limit:
-            raise PayloadTooLarge(f"{len(doc.images)} images in one request; the limit is {limit}")
-        files = []
-        for i, text in enumerate(doc.images):
-            raw = text.split(",", 1)[1] if text.startswith("data:") else text
-            try:
-                files.append((None, base64.b64decode(raw, validate=True)))
-            except (binascii.Error, ValueError):
-                raise InvalidImage(f"images[{i}]: not valid base64") from None
-        return files, doc.model_dump(exclude_none=True, exclude={"images"})
-    if ctype.startswith("image/"):
-        return [(None, body)], {}
-    raise UnsupportedMediaType(
-        f"Content-Type {ctype or '(none)'!r} is not accepted: send multipart/form-data with 'file' parts, "
-        "application/json with base64 'images', or one image as an image/* body"
-    )
-
-
-def _decode_all(files: list[tuple[str | None, bytes]], max_pixels: int) -> list[np.ndarray]:
-    return [
-        images.decode_image(data, max_pixels=max_pixels, field=f"file[{i}]" + (f" ({name})" if name else ""))
-        for i, (name, data) in enumerate(files)
-    ]
 
 
 def create_app(settings: Settings | None = None, repository: ModelRepository | None = None) -> FastAPI:
@@ -254,7 +176,7 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
     ):
         files, opts = await read_images(request, settings)
         mode, recognize = opts.get("mode", mode), opts.get("recognize", recognize)
-        decoded = await run_in_threadpool(_decode_all, files, settings.max_image_pixels)
+        decoded = await run_in_threadpool(decode_all, files, settings.max_image_pixels)
         p = pipeline(request)
         results = await p.upscale(decoded, model, mode, recognize)
         pngs = await run_in_threadpool(lambda: [images.encode_png(r.sr, settings.png_compression) for r in results])
@@ -287,7 +209,7 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
     ):
         files, opts = await read_images(request, settings)
         source = opts.get("source", source)
-        decoded = await run_in_threadpool(_decode_all, files, settings.max_image_pixels)
+        decoded = await run_in_threadpool(decode_all, files, settings.max_image_pixels)
         p = pipeline(request)
         if source == "sr":
             views = [r.sr for r in await p.upscale(decoded, model, "resize", False)]
@@ -339,79 +261,6 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    # -- KServe v2 / Open Inference Protocol ----------------------------------------------
-    def _v2_model(request: Request, name: str, version: str | None):
-        if version not in (None, "1"):
-            raise ModelNotFound(f"model {name!r} has no version {version!r}; versions: ['1']")
-        return pipeline(request).model(name)
-
-    def _tensor_meta(m) -> dict[str, Any]:
-        spec = m.manifest
-        return {
-            "inputs": [{"name": spec.input.name, "datatype": "FP32", "shape": spec.input.shape}],
-            "outputs": [{"name": spec.output.name, "datatype": "FP32", "shape": spec.output.shape}],
-        }
-
-    @app.get("/v2", summary="KServe v2 server metadata")
-    async def v2_server() -> dict[str, Any]:
-        return {"name": "textsr", "version": textsr.__version__, "extensions": ["binary_tensor_data", "model_configuration"]}
-
-    @app.get("/v2/health/live", summary="KServe v2 liveness")
-    async def v2_live() -> Response:
-        return Response(status_code=200)
-
-    @app.get("/v2/health/ready", summary="KServe v2 readiness (400 when not ready, as Triton)")
-    async def v2_ready(request: Request) -> Response:
-        p = getattr(request.app.state, "pipeline", None)
-        return Response(status_code=200 if p is not None and p.ready else 400)
-
-    @app.get("/v2/models/{name}", summary="KServe v2 model metadata")
-    @app.get("/v2/models/{name}/versions/{version}", summary="KServe v2 model metadata (versioned)")
-    async def v2_metadata(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
-        m = _v2_model(request, name, version)
-        return {"name": m.name, "versions": ["1"], "platform": "onnxruntime_onnx", **_tensor_meta(m)}
-
-    @app.get("/v2/models/{name}/ready", summary="KServe v2 model readiness")
-    @app.get("/v2/models/{name}/versions/{version}/ready", summary="KServe v2 model readiness (versioned)")
-    async def v2_model_ready(request: Request, name: str, version: str | None = None) -> Response:
-        _v2_model(request, name, version)
-        return Response(status_code=200 if pipeline(request).ready else 400)
-
-    @app.get("/v2/models/{name}/config", summary="Triton model configuration")
-    async def v2_config(request: Request, name: str) -> dict[str, Any]:
-        m = _v2_model(request, name, None)
-        return {
-            "name": m.name,
-            "platform": "onnxruntime_onnx",
-            "max_batch_size": settings.max_crops_per_request,
-            "input": [{"name": m.manifest.input.name, "data_type": "TYPE_FP32", "dims": m.manifest.input.shape[1:]}],
-            "output": [{"name": m.manifest.output.name, "data_type": "TYPE_FP32", "dims": m.manifest.output.shape[1:]}],
-            "dynamic_batching": {
-                "max_queue_delay_microseconds": int(settings.max_queue_delay_ms * 1000),
-                "default_queue_policy": {"max_queue_size": settings.queue_capacity},
-            },
-        }
-
-    @app.post("/v2/models/{name}/infer", summary="KServe v2 inference (JSON or binary tensors)", responses=ERRORS)
-    @app.post("/v2/models/{name}/versions/{version}/infer", summary="KServe v2 inference (versioned)", responses=ERRORS)
-    async def v2_infer(request: Request, name: str, version: str | None = None) -> Response:
-        m = _v2_model(request, name, version)
-        body = kserve.decompress(await read_body(request, settings.max_body_bytes), request.headers.get("content-encoding"))
-        req = await run_in_threadpool(kserve.parse_infer_request, body, request.headers.get(kserve.HEADER_LENGTH))
-        spec = m.manifest
-        if set(req.inputs) != {spec.input.name}:
-            raise InvalidRequest(f"model {m.name!r} takes one input {spec.input.name!r}; got {sorted(req.inputs)}")
-        x = req.inputs[spec.input.name]
-        if x.dtype != np.float32:
-            raise InvalidRequest(f"input {spec.input.name!r} must be FP32, got {x.dtype}")
-        if x.ndim != 4 or list(x.shape[1:]) != spec.input.shape[1:]:
-            raise InvalidRequest(f"input {spec.input.name!r} must have shape [-1, {', '.join(map(str, spec.input.shape[1:]))}], got {list(x.shape)}")
-        wanted = req.outputs if req.outputs is not None else [spec.output.name]
-        unknown = [o for o in wanted if o != spec.output.name]
-        if unknown:
-            raise InvalidRequest(f"unknown output(s) {unknown}; model {m.name!r} has {[spec.output.name]}")
-        y = await pipeline(request).infer(m.name, np.ascontiguousarray(x))
-        payload, headers = await run_in_threadpool(kserve.build_infer_response, m.name, "1", req, {spec.output.name: y})
-        return Response(payload, headers=headers)
+    app.include_router(v2_router(settings))
 
     return app

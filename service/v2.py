@@ -1,0 +1,183 @@
+"""KServe v2 / Open Inference Protocol endpoints (Triton-compatible), as one router.
+
+Endpoints only translate: parse the body (``service.kserve``), check it against the model's
+manifest, run it through the model's batcher, serialize. Errors are ``{"error": "<message>"}``
+as the protocol specifies (the app's error handler does that for every /v2 path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+import textsr
+from service import kserve
+from service.bodies import read_body
+from service.errors import InvalidRequest, ModelNotFound
+from service.repository import LoadedModel
+from service.settings import Settings
+
+VERSIONS = ["1"]
+
+
+class V2Error(BaseModel):
+    error: str
+
+
+class V2Tensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class V2ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2Tensor]
+    outputs: list[V2Tensor]
+
+
+class V2ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+EMPTY = {"content": {"text/plain": {}}, "description": "empty body"}
+NOT_FOUND = {404: {"model": V2Error, "description": "no such model or version"}}
+NOT_READY = {400: {**EMPTY, "description": "not ready (Triton answers 400)"}}
+INFER_ERRORS = {
+    400: {"model": V2Error, "description": "malformed request or tensor"},
+    404: {"model": V2Error, "description": "no such model or version"},
+    413: {"model": V2Error, "description": "body or batch too large"},
+    415: {"model": V2Error, "description": "unsupported Content-Encoding"},
+    503: {"model": V2Error, "description": "queue full (Retry-After) or not ready"},
+    504: {"model": V2Error, "description": "request timeout"},
+}
+INFER_OK = {
+    200: {
+        "description": "JSON outputs, or JSON header + binary tensors (Inference-Header-Content-Length)",
+        "content": {"application/json": {}, "application/octet-stream": {}},
+    }
+}
+INFER_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {
+                "schema": {"type": "object"},
+                "example": {"inputs": [{"name": "lr", "shape": [1, 3, 16, 64], "datatype": "FP32", "data": [0.5] * 8}]},
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+        "required": True,
+    }
+}
+
+
+def _empty(status: int) -> Response:
+    return Response(status_code=status, media_type="text/plain")
+
+
+def v2_router(settings: Settings) -> APIRouter:
+    """The /v2 routes, bound to the app's settings; the pipeline comes from ``request.app.state``."""
+    router = APIRouter(prefix="/v2", tags=["KServe v2"])
+
+    def model(request: Request, name: str, version: str | None) -> LoadedModel:
+        if version is not None and version not in VERSIONS:
+            raise ModelNotFound(f"model {name!r} has no version {version!r}; versions: {VERSIONS}")
+        return request.app.state.pipeline.model(name)
+
+    def ready(request: Request) -> bool:
+        p = getattr(request.app.state, "pipeline", None)
+        return p is not None and p.ready
+
+    def metadata(m: LoadedModel) -> V2ModelMetadata:
+        spec = m.manifest
+        return V2ModelMetadata(
+            name=m.name, versions=VERSIONS, platform="onnxruntime_onnx",
+            inputs=[V2Tensor(name=spec.input.name, datatype="FP32", shape=spec.input.shape)],
+            outputs=[V2Tensor(name=spec.output.name, datatype="FP32", shape=spec.output.shape)],
+        )
+
+    async def infer(request: Request, m: LoadedModel) -> Response:
+        body = kserve.decompress(await read_body(request, settings.max_body_bytes), request.headers.get("content-encoding"))
+        req = await run_in_threadpool(kserve.parse_infer_request, body, request.headers.get(kserve.HEADER_LENGTH))
+        spec = m.manifest
+        if set(req.inputs) != {spec.input.name}:
+            raise InvalidRequest(f"model {m.name!r} takes one input {spec.input.name!r}; got {sorted(req.inputs)}")
+        x = req.inputs[spec.input.name]
+        if x.dtype != np.float32:
+            raise InvalidRequest(f"input {spec.input.name!r} must be FP32, got {x.dtype}")
+        if x.ndim != 4 or list(x.shape[1:]) != spec.input.shape[1:]:
+            dims = ", ".join(map(str, spec.input.shape[1:]))
+            raise InvalidRequest(f"input {spec.input.name!r} must have shape [-1, {dims}], got {list(x.shape)}")
+        if not np.isfinite(x).all():
+            raise InvalidRequest(f"input {spec.input.name!r} contains NaN or infinite values")
+        wanted = req.outputs if req.outputs is not None else [spec.output.name]
+        unknown = [o for o in wanted if o != spec.output.name]
+        if unknown:
+            raise InvalidRequest(f"unknown output(s) {unknown}; model {m.name!r} has {[spec.output.name]}")
+        y = await request.app.state.pipeline.infer(m.name, np.ascontiguousarray(x))
+        payload, headers = await run_in_threadpool(kserve.build_infer_response, m.name, VERSIONS[0], req, {spec.output.name: y})
+        return Response(payload, headers=headers)
+
+    @router.get("", response_model=V2ServerMetadata, summary="Server metadata")
+    async def server_metadata() -> V2ServerMetadata:
+        return V2ServerMetadata(name="textsr", version=textsr.__version__, extensions=["binary_tensor_data", "model_configuration"])
+
+    @router.get("/health/live", summary="Liveness", responses={200: EMPTY}, response_class=Response)
+    async def live() -> Response:
+        return _empty(200)
+
+    @router.get("/health/ready", summary="Readiness (400 when not ready, as Triton)", responses={200: EMPTY, **NOT_READY}, response_class=Response)
+    async def server_ready(request: Request) -> Response:
+        return _empty(200 if ready(request) else 400)
+
+    @router.get("/models/{name}", response_model=V2ModelMetadata, responses=NOT_FOUND, summary="Model metadata")
+    async def model_metadata(request: Request, name: str) -> V2ModelMetadata:
+        return metadata(model(request, name, None))
+
+    @router.get("/models/{name}/versions/{version}", response_model=V2ModelMetadata, responses=NOT_FOUND, summary="Model metadata (versioned)")
+    async def model_metadata_versioned(request: Request, name: str, version: str) -> V2ModelMetadata:
+        return metadata(model(request, name, version))
+
+    @router.get("/models/{name}/ready", responses={200: EMPTY, **NOT_READY, **NOT_FOUND}, response_class=Response, summary="Model readiness")
+    async def model_ready(request: Request, name: str) -> Response:
+        model(request, name, None)
+        return _empty(200 if ready(request) else 400)
+
+    @router.get("/models/{name}/versions/{version}/ready", responses={200: EMPTY, **NOT_READY, **NOT_FOUND}, response_class=Response, summary="Model readiness (versioned)")
+    async def model_ready_versioned(request: Request, name: str, version: str) -> Response:
+        model(request, name, version)
+        return _empty(200 if ready(request) else 400)
+
+    @router.get("/models/{name}/config", responses=NOT_FOUND, summary="Triton model configuration")
+    async def model_config(request: Request, name: str) -> dict[str, Any]:
+        m = model(request, name, None)
+        return {
+            "name": m.name,
+            "platform": "onnxruntime_onnx",
+            "max_batch_size": settings.max_crops_per_request,
+            "input": [{"name": m.manifest.input.name, "data_type": "TYPE_FP32", "dims": m.manifest.input.shape[1:]}],
+            "output": [{"name": m.manifest.output.name, "data_type": "TYPE_FP32", "dims": m.manifest.output.shape[1:]}],
+            "dynamic_batching": {
+                "max_queue_delay_microseconds": int(settings.max_queue_delay_ms * 1000),
+                "default_queue_policy": {"max_queue_size": settings.queue_capacity},
+            },
+        }
+
+    @router.post("/models/{name}/infer", responses={**INFER_OK, **INFER_ERRORS}, openapi_extra=INFER_BODY, response_class=Response, summary="Inference (JSON or binary tensors)")
+    async def model_infer(request: Request, name: str) -> Response:
+        return await infer(request, model(request, name, None))
+
+    @router.post("/models/{name}/versions/{version}/infer", responses={**INFER_OK, **INFER_ERRORS}, openapi_extra=INFER_BODY, response_class=Response, summary="Inference (versioned)")
+    async def model_infer_versioned(request: Request, name: str, version: str) -> Response:
+        return await infer(request, model(request, name, version))
+
+    return router
