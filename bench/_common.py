@@ -50,3 +50,96 @@ def write_result(name: str, markdown: str, data: dict) -> Path:
     stem.with_suffix(".md").write_text(f"# {name} on {device_name()}\n\n{markdown}\n\n{json.dumps(meta)}\n")
     stem.with_suffix(".json").write_text(json.dumps({**data, "meta": meta}, indent=2))
     return stem.with_suffix(".md")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServiceProcess:
+    """`textsr serve` in a child process for a benchmark; ``with`` starts it and waits for /readyz."""
+
+    def __init__(self, model_dir: Path, port: int, **env: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {
+            **os.environ, "TEXTSR_MODEL_DIR": str(model_dir), "TEXTSR_PORT": str(port), "TEXTSR_PROVIDERS": "cpu",
+            "TEXTSR_RECOGNITION": "false", "TEXTSR_LOG_LEVEL": "warning", **env,
+        }
+        self.proc = None
+
+    def __enter__(self) -> ServiceProcess:
+        import subprocess
+        import sys
+
+        import httpx
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "textsr", "serve"], env=self.env, cwd=ROOT)
+        for _ in range(600):
+            try:
+                if httpx.get(self.url + "/readyz").status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("service did not become ready")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+
+    def rss_mb(self) -> tuple[float, float]:
+        """(current, peak) resident memory of the server process in MB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        get = lambda key: float(next(l.split()[1] for l in status.splitlines() if l.startswith(key))) / 1024  # noqa: E731, E741
+        return get("VmRSS:"), get("VmHWM:")
+
+
+def png_crop(seed: int = 0) -> bytes:
+    import cv2
+    import numpy as np
+
+    ok, buf = cv2.imencode(".png", np.random.default_rng(seed).integers(0, 256, (16, 64, 3), dtype=np.uint8))
+    return buf.tobytes()
+
+
+async def open_loop(url: str, crop: bytes, rate: float, seconds: float, timeout: float = 60) -> dict:
+    """Send requests at a fixed arrival ``rate`` (req/s) for ``seconds``, whatever the answers; count outcomes."""
+    import asyncio
+
+    import httpx
+
+    counts = {"ok": 0, "rejected_503": 0, "failed": 0}
+    latencies: list[float] = []
+    retry_after_seen = True
+    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+
+        async def one() -> None:
+            nonlocal retry_after_seen
+            t = time.perf_counter()
+            try:
+                r = await client.post("/v1/upscale", files={"file": ("c.png", crop)}, headers={"Accept": "image/png"})
+            except httpx.HTTPError:
+                counts["failed"] += 1
+                return
+            if r.status_code == 200:
+                counts["ok"] += 1
+                latencies.append(time.perf_counter() - t)
+            elif r.status_code == 503:
+                counts["rejected_503"] += 1
+                retry_after_seen &= "retry-after" in r.headers
+            else:
+                counts["failed"] += 1
+
+        tasks, start = [], time.perf_counter()
+        i = 0
+        while (now := time.perf_counter()) < start + seconds:
+            due = start + i / rate
+            if due > now:
+                await asyncio.sleep(due - now)
+            tasks.append(asyncio.create_task(one()))
+            i += 1
+        await asyncio.gather(*tasks)
+    counts["sent"] = i
+    counts["retry_after_on_every_503"] = retry_after_seen
+    counts["p50_ms"] = 1000 * statistics.median(latencies) if latencies else None
+    return counts

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import median, table, time_call, write_result  # noqa: E402
+from bench._common import ServiceProcess, median, png_crop, table, time_call, write_result  # noqa: E402
 
 
 def raw_ort(model_path: Path, batch: int, seconds: float) -> float:
@@ -66,9 +64,6 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8765)
     args = ap.parse_args()
 
-    import cv2
-    import httpx
-
     model_path = next(args.model_dir.glob("*/model.onnx"))
     rows, data = [], {"model": str(model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path)}
     raw = {b: raw_ort(model_path, b, args.seconds) for b in (1, 64)}
@@ -76,32 +71,17 @@ def main() -> None:
         rows.append([f"raw ORT, batch {b}", "-", f"{cps:.1f}", "-", "-", f"{cps / raw[64]:.2f}"])
     data["raw_crops_per_s"] = raw
 
-    ok, crop = cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (16, 64, 3), dtype=np.uint8))
-    env = {
-        **os.environ, "TEXTSR_MODEL_DIR": str(args.model_dir), "TEXTSR_PORT": str(args.port), "TEXTSR_PROVIDERS": "cpu",
-        "TEXTSR_RECOGNITION": "false", "TEXTSR_MAX_BATCH_SIZE": "64", "TEXTSR_MAX_QUEUE_DELAY_MS": "2", "TEXTSR_LOG_LEVEL": "warning",
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "textsr", "serve"], env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    crop = png_crop()
+    with ServiceProcess(args.model_dir, args.port, TEXTSR_MAX_BATCH_SIZE="64", TEXTSR_MAX_QUEUE_DELAY_MS="2") as service:
         data["service"] = {}
         for c in args.concurrency:
-            asyncio.run(drive(url, crop.tobytes(), c, 2))  # warm-up
-            n, lat, errors = asyncio.run(drive(url, crop.tobytes(), c, args.seconds))
+            asyncio.run(drive(service.url, crop, c, 2))  # warm-up
+            n, lat, errors = asyncio.run(drive(service.url, crop, c, args.seconds))
             cps = n / args.seconds
             p50, p99 = (float(np.percentile(lat, q)) * 1000 for q in (50, 99))
             data["service"][c] = {"crops_per_s": cps, "p50_ms": p50, "p99_ms": p99, "errors": errors}
             rows.append([f"service over HTTP, concurrency {c}", c, f"{cps:.1f}", f"{p50:.0f}", f"{p99:.0f}", f"{cps / raw[64]:.2f}"])
             print(rows[-1], flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(30)
     md = table(["path", "concurrency", "crops/s", "p50 ms", "p99 ms", "ratio to raw ORT batch 64"], rows)
     print(md)
     print("written:", write_result("serve_throughput", md, data))

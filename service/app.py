@@ -140,7 +140,7 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
 
     @app.exception_handler(TextSRError)
     async def _domain_error(request: Request, exc: TextSRError) -> JSONResponse:
-        if exc.status >= 500:
+        if exc.status >= 500 and not isinstance(exc, (QueueFull, ModelNotReady)):  # backpressure is expected, not news
             log.warning("%s on %s (request %s): %s", exc.code, request.url.path, request.state.request_id, exc.message)
         return _error(exc.status, exc.code, exc.message, request, exc.headers)
 
