@@ -24,6 +24,7 @@ from service.bodies import decode_all, read_images
 from service.errors import (
     InvalidOption,
     ModelNotReady,
+    QueueFull,
     TextSRError,
     Unauthorized,
 )
