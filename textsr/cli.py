@@ -103,6 +103,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_recognizer(args: argparse.Namespace) -> int:
+    from training.recognizer_train import train_recognizer
+
+    print(train_recognizer(args.config, args.opt))
+    return 0
+
+
+def _add_train_recognizer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-recognizer",
+        help="pretrain the losses' text-focus recognizer and write its confusion table",
+        description="Train the recognizer that TelescopeLoss/StrokeFocusLoss look through (PaddleOCR's Transformer layout) "
+        "on the HR crops of the config's Train data; writes recognizer.pdparams and, for Telescope, confuse.json to "
+        "Global.save_model_dir. Use it in SR training with -o Global.pretrained_recognizer=.../recognizer.pdparams "
+        "Loss.confuse_dict_path=.../confuse.json. Global.recognizer_steps sets the length.",
+    )
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("-o", "--opt", nargs="*", default=[], help="overrides Section.key=value")
+    p.set_defaults(func=_cmd_train_recognizer)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -201,7 +222,7 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_convert, _add_serve, _add_upscale, _add_gen_data, _add_train, _add_eval,
+    _add_convert, _add_serve, _add_upscale, _add_gen_data, _add_train, _add_train_recognizer, _add_eval,
 ]
 
 

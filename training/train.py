@@ -111,6 +111,10 @@ class Trainer:
         self.step, self.epoch, self.best = 0, 0, -math.inf
         if s.pretrained:
             load_checkpoint(self.model, s.pretrained, drop_training_only=False)
+        rec_path = (cfg.get("Global") or {}).get("pretrained_recognizer")
+        if rec_path and needs_rec:
+            load_checkpoint(getattr(self.model, self.model.recognizer_attr), rec_path)
+            getattr(self.model, self.model.recognizer_attr).freeze()
         if s.resume:
             self.load(s.resume)
         s.save_dir.mkdir(parents=True, exist_ok=True)

@@ -112,3 +112,33 @@ def test_config_errors(repo_root, tmp_path):
         load_config(repo_root / CONFIGS["MSELoss"], ["Global.seed"])
     cfg = load_config(repo_root / CONFIGS["MSELoss"], ["Global.seed=7", "Optimizer.lr.learning_rate=2e-4"])
     assert cfg["Global"]["seed"] == 7 and cfg["Optimizer"]["lr"]["learning_rate"] == pytest.approx(2e-4)
+
+
+@pytest.mark.parametrize("loss", ["TelescopeLoss", "StrokeFocusLoss"])
+def test_recognizer_pretraining_feeds_the_sr_losses(loss, repo_root, data, tmp_path):
+    from training.recognizer_train import RecognizerTrainer
+
+    cfg = config(repo_root, data, tmp_path, loss, "Global.recognizer_steps=2", "Global.recognizer_learning_rate=0.0001")
+    rt = RecognizerTrainer(cfg, log=lambda s: None)
+    _, hr, labels = next(rt.data.batches(2))
+
+    def current() -> float:
+        rt.model.eval()
+        return float(rt.loss(hr, labels))
+
+    before = current()
+    for _ in range(3):
+        rt.train_step(hr, labels)
+    assert current() < before
+    result = rt.fit()
+    out = tmp_path / "out"
+    assert (out / "recognizer.pdparams").is_file()
+    overrides = {"pretrained_recognizer": str(out / "recognizer.pdparams")}
+    if loss == "TelescopeLoss":
+        table = json.loads((out / "confuse.json").read_text())
+        assert np.asarray(table["matrix"]).shape == (62, 62) and 0 <= result["char_accuracy"] <= 1
+        cfg = {**cfg, "Loss": {**cfg["Loss"], "confuse_dict_path": str(out / "confuse.json")}}
+    t = Trainer({**cfg, "Global": {**cfg["Global"], **overrides}}, log=lambda s: None)
+    rec = getattr(t.model, t.model.recognizer_attr)
+    np.testing.assert_array_equal(rec.generator_word_with_upperword.proj.weight.numpy(), rt.model.generator_word_with_upperword.proj.weight.numpy())
+    assert all(p.stop_gradient for p in rec.parameters())
