@@ -98,9 +98,16 @@ class Trainer:
         self.cfg, self.log = cfg, log
         self.settings = s = TrainSettings.from_config(cfg)
         self.arch = architecture(cfg)
+        g = cfg.get("Global") or {}
+        paddle.set_device("gpu" if g.get("use_gpu") and paddle.device.is_compiled_with_cuda() else "cpu")
+        self.world, self.rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
         paddle.seed(s.seed)
         needs_rec = s.loss.get("name") in LOSSES_NEEDING_RECOGNIZER
         self.model = build_network(self.arch.backbone, stn=self.arch.stn, with_recognizer=needs_rec, **self.arch.kwargs)
+        self.forward_model = self.model
+        if self.world > 1:  # launched by `python -m paddle.distributed.launch --gpus ...`
+            paddle.distributed.init_parallel_env()
+            self.forward_model = paddle.DataParallel(self.model)
         self.loss_fn = build_loss(s.loss, self.model)
         self.data = LMDBDataSetSR(s.train_dir)
         clip = paddle.nn.ClipGradByGlobalNorm(s.clip_norm) if s.clip_norm else None
@@ -175,7 +182,7 @@ class Trainer:
         rec = getattr(self.model, getattr(self.model, "recognizer_attr", ""), None)
         if rec is not None:
             rec.freeze()
-        sr = self.model(paddle.to_tensor(lr))
+        sr = self.forward_model(paddle.to_tensor(lr))
         loss = self.loss_fn(sr, paddle.to_tensor(hr), labels)
         loss.backward()
         self.optimizer.step()
@@ -194,6 +201,8 @@ class Trainer:
         return evaluate_sr(self.model, self.settings.eval_dir, max_images=self.settings.eval_max_images)
 
     def _record(self, row: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
         with self.log_path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
 
@@ -214,6 +223,8 @@ class Trainer:
             for i, (lr, hr, labels) in enumerate(batches):
                 if i < skip:
                     continue
+                if self.world > 1:  # each rank takes its share of the batch
+                    lr, hr, labels = lr[self.rank :: self.world], hr[self.rank :: self.world], labels[self.rank :: self.world]
                 recent.append(self.train_step(lr, hr, labels))
                 bar.update(1)
                 if self.step % s.print_every == 0:
@@ -232,10 +243,13 @@ class Trainer:
         bar.close()
         if not last_eval or last_eval.get("step") != self.step:
             last_eval = self._eval_and_save()
-        plot_curves(self.log_path, s.save_dir / "curves.png")
+        if self.rank == 0:
+            plot_curves(self.log_path, s.save_dir / "curves.png")
         return last_eval
 
     def _eval_and_save(self) -> dict[str, Any]:
+        if self.rank != 0:  # only the first rank evaluates and writes checkpoints
+            return {"step": self.step}
         result = self.evaluate()
         row = {"step": self.step, "epoch": self.epoch, "eval": result}
         self._record(row)
