@@ -247,18 +247,24 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
         return HTMLResponse(PLAYGROUND.read_text())
 
     # -- health and metrics --------------------------------------------------------------
-    @app.get("/healthz", summary="Liveness: the process serves HTTP")
+    @app.get("/healthz", summary="Liveness: the process serves HTTP", responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}})
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: models loaded and warmed up", responses={503: {"model": ErrorResponse}})
+    @app.get(
+        "/readyz", summary="Readiness: models loaded and warmed up",
+        responses={200: {"content": {"application/json": {"example": {"status": "ready", "models": ["gestalt-tsrn-synth"]}}}}, 503: {"model": ErrorResponse}},
+    )
     async def readyz(request: Request):
         p = getattr(request.app.state, "pipeline", None)
         if p is None or not p.ready:
             raise ModelNotReady("shutting down" if p is not None and p.draining else "models are loading")
         return {"status": "ready", "models": sorted(p.batchers)}
 
-    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    @app.get(
+        "/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
+        responses={200: {"content": {"text/plain": {"example": 'textsr_requests_total{endpoint="/v1/upscale",status="200"} 42.0'}}}},
+    )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 

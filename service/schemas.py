@@ -32,6 +32,11 @@ class CropOut(BaseModel):
 
 
 class UpscaleResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "model": "gestalt-tsrn-synth", "mode": "resize",
+        "results": [{"index": 0, "filename": "word.png", "input_width": 64, "input_height": 16, "width": 128, "height": 32,
+                     "image": "iVBORw0KGgoAAAANSUhEUgAAAIAAAAAg...", "text": "BODIES", "confidence": 0.97}],
+    }]})
     model: str
     mode: str
     results: list[CropOut]
@@ -51,6 +56,12 @@ class ModelOut(BaseModel):
 
 
 class ModelsResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "models": [{"name": "gestalt-tsrn-synth", "algorithm": "Gestalt", "backbone": "TSRN", "precision": "fp32",
+                    "providers": ["CPUExecutionProvider"], "input_shape": [-1, 3, 16, 64], "output_shape": [-1, 3, 32, 128],
+                    "scale": 2, "sha256": "9f2c...", "default": True}],
+        "recognizer": {"model": "PP-OCRv6_rec_small.onnx", "license": "Apache-2.0", "providers": "CPUExecutionProvider"},
+    }]})
     models: list[ModelOut]
     recognizer: dict[str, str] | None
 
@@ -61,4 +72,8 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "error": {"code": "invalid_image", "message": "file[0] (x.png): not a decodable image (PNG, JPEG, WebP, GIF, BMP or TIFF expected)",
+                  "request_id": "3a405a41bf7b4b289ce588b3096e1604"},
+    }]})
     error: ErrorBody

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 import textsr
@@ -26,6 +26,7 @@ VERSIONS = ["1"]
 
 
 class V2Error(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"error": "model 'x' is not loaded; loaded models: ['gestalt-tsrn-synth']"}]})
     error: str
 
 
@@ -36,6 +37,11 @@ class V2Tensor(BaseModel):
 
 
 class V2ModelMetadata(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "gestalt-tsrn-synth", "versions": ["1"], "platform": "onnxruntime_onnx",
+        "inputs": [{"name": "lr", "datatype": "FP32", "shape": [-1, 3, 16, 64]}],
+        "outputs": [{"name": "sr", "datatype": "FP32", "shape": [-1, 3, 32, 128]}],
+    }]})
     name: str
     versions: list[str]
     platform: str
@@ -44,12 +50,13 @@ class V2ModelMetadata(BaseModel):
 
 
 class V2ServerMetadata(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "textsr", "version": "0.1.0", "extensions": ["binary_tensor_data"]}]})
     name: str
     version: str
     extensions: list[str]
 
 
-EMPTY = {"content": {"text/plain": {}}, "description": "empty body"}
+EMPTY = {"content": {"text/plain": {"example": ""}}, "description": "empty body"}
 NOT_FOUND = {404: {"model": V2Error, "description": "no such model or version"}}
 NOT_READY = {400: {**EMPTY, "description": "not ready (Triton answers 400)"}}
 INFER_ERRORS = {
@@ -63,9 +70,18 @@ INFER_ERRORS = {
 INFER_OK = {
     200: {
         "description": "JSON outputs, or JSON header + binary tensors (Inference-Header-Content-Length)",
-        "content": {"application/json": {}, "application/octet-stream": {}},
+        "content": {
+            "application/json": {"example": {"model_name": "gestalt-tsrn-synth", "model_version": "1", "outputs": [
+                {"name": "sr", "datatype": "FP32", "shape": [1, 3, 32, 128], "data": [0.5, 0.49, "..."]}]}},
+            "application/octet-stream": {},
+        },
     }
 }
+CONFIG_OK = {200: {"content": {"application/json": {"example": {
+    "name": "gestalt-tsrn-synth", "platform": "onnxruntime_onnx", "max_batch_size": 64,
+    "input": [{"name": "lr", "data_type": "TYPE_FP32", "dims": [3, 16, 64]}],
+    "output": [{"name": "sr", "data_type": "TYPE_FP32", "dims": [3, 32, 128]}],
+}}}}}
 INFER_BODY = {
     "requestBody": {
         "content": {
@@ -157,7 +173,7 @@ def v2_router(settings: Settings) -> APIRouter:
         model(request, name, version)
         return _empty(200 if ready(request) else 400)
 
-    @router.get("/models/{name}/config", responses=NOT_FOUND, summary="Triton model configuration")
+    @router.get("/models/{name}/config", responses={**CONFIG_OK, **NOT_FOUND}, summary="Triton model configuration")
     async def model_config(request: Request, name: str) -> dict[str, Any]:
         m = model(request, name, None)
         return {

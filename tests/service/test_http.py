@@ -141,3 +141,13 @@ def test_tritonclient_round_trip(server):
         assert np.abs(other - results[0]).max() <= 1e-6
     with pytest.raises(tc.InferenceServerException, match="no-such-model"):
         client.get_model_metadata("no-such-model")
+
+
+def test_openapi_has_examples_for_every_endpoint(server):
+    spec = httpx.get(server.url + "/openapi.json").json()
+    text_of = lambda obj: str(obj)  # noqa: E731
+    schemas = spec["components"]["schemas"]
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            blob = text_of(op) + "".join(text_of(schemas.get(ref.split("/")[-1], {})) for ref in re.findall(r"#/components/schemas/(\w+)", text_of(op)))
+            assert "example" in blob, f"{method.upper()} {path} has no example"
