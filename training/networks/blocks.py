@@ -153,15 +153,21 @@ class SRBackbone(nn.Layer):
     rectifier is applied to the input in training mode only, as in PaddleOCR.
     """
 
+    residual_block: Callable[[int], nn.Layer]
+    """The residual block class of the network (set by each subclass)."""
+    recognizer_attr: str = ""
+    """Attribute name of the frozen recognizer in PaddleOCR's layout (``transformer`` / ``r34_transformer``)."""
+    recognizer_alphabet: str = ""
+
     def __init__(
         self,
-        residual_block: Callable[[int], nn.Layer],
         scale_factor: int = 2,
         srb_nums: int = 5,
         hidden_units: int = 32,
         in_planes: int = 3,
         stn: bool = False,
         lr_size: tuple[int, int] = (16, 64),
+        with_recognizer: bool = False,
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
@@ -170,7 +176,7 @@ class SRBackbone(nn.Layer):
         self.srb_nums = srb_nums
         self.block1 = nn.Sequential(nn.Conv2D(in_planes, width, kernel_size=9, padding=4), nn.PReLU())
         for i in range(srb_nums):
-            self.add_sublayer(f"block{i + 2}", residual_block(width))
+            self.add_sublayer(f"block{i + 2}", type(self).residual_block(width))
         trunk_out = nn.Sequential(nn.Conv2D(width, width, kernel_size=3, padding=1), nn.BatchNorm2D(width))
         # Zero-init the trunk's last BN scale: training starts from block1 -> upsampling, the
         # residual trunk joins as it learns (as timm's zero_init_last). Loaded weights replace it.
@@ -186,6 +192,12 @@ class SRBackbone(nn.Layer):
 
             self.tps = TPSSpatialTransformer(output_image_size=lr_size, num_control_points=20, margins=(0.05, 0.05))
             self.stn_head = STNHead(in_channels=in_planes, num_ctrlpoints=20)
+        if with_recognizer:  # training only: the frozen recognizer the text-focus losses look through
+            from training.networks.recognizer import Transformer
+
+            recognizer = Transformer(alphabet=self.recognizer_alphabet)
+            recognizer.freeze()
+            self.add_sublayer(self.recognizer_attr, recognizer)
 
     def forward(self, lr: paddle.Tensor) -> paddle.Tensor:
         """Map a low-resolution batch ``[N, 3, h, w]`` in [0, 1] to ``[N, 3, 2h, 2w]`` in (-1, 1)."""

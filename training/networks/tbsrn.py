@@ -73,15 +73,9 @@ class RecurrentResidualBlock(nn.Layer):
 class TBSRN(SRBackbone):
     """Text Telescope's SR network; ``with_recognizer`` attaches the frozen ``transformer``."""
 
+    residual_block = RecurrentResidualBlock
     recognizer_attr = "transformer"
-
-    def __init__(self, with_recognizer: bool = False, **kwargs) -> None:
-        super().__init__(RecurrentResidualBlock, **kwargs)
-        if with_recognizer:
-            from training.networks.recognizer import Transformer
-
-            self.transformer = Transformer(alphabet=TELESCOPE_ALPHABET)
-            self.transformer.freeze()
+    recognizer_alphabet = TELESCOPE_ALPHABET
 
 
 def build_tbsrn(**kwargs) -> TBSRN:

@@ -39,15 +39,9 @@ class RecurrentResidualBlock(nn.Layer):
 class TSRN(SRBackbone):
     """Text Gestalt's SR network; ``with_recognizer`` attaches the frozen ``r34_transformer``."""
 
+    residual_block = RecurrentResidualBlock
     recognizer_attr = "r34_transformer"
-
-    def __init__(self, with_recognizer: bool = False, **kwargs) -> None:
-        super().__init__(RecurrentResidualBlock, **kwargs)
-        if with_recognizer:
-            from training.networks.recognizer import Transformer
-
-            self.r34_transformer = Transformer(alphabet=GESTALT_ALPHABET)
-            self.r34_transformer.freeze()
+    recognizer_alphabet = GESTALT_ALPHABET
 
 
 def build_tsrn(**kwargs) -> TSRN:
