@@ -1,0 +1,85 @@
+"""Write ``MODEL_CARD.md`` for a converted model from its training log, eval metrics and manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from textsr.manifest import read_manifest
+
+
+def _row(name: str, split: dict[str, Any]) -> str:
+    sr, bic = split["sr"], split["bicubic"]
+    acc = split.get("accuracy", {})
+    cells = [
+        name,
+        f"{bic['psnr_paddleocr']:.2f} / {sr['psnr_paddleocr']:.2f} ({sr['psnr_paddleocr'] - bic['psnr_paddleocr']:+.2f})",
+        f"{bic['psnr_per_image']:.2f} / {sr['psnr_per_image']:.2f}",
+        f"{bic['ssim']:.4f} / {sr['ssim']:.4f} ({sr['ssim'] - bic['ssim']:+.4f})",
+    ]
+    if acc:
+        cells.append(f"{100 * acc['bicubic']:.1f} / {100 * acc['sr']:.1f} / {100 * acc['hr']:.1f} ({100 * (acc['sr'] - acc['bicubic']):+.1f})")
+    return "| " + " | ".join(cells) + " |"
+
+
+def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config: Path, data_note: str, extra: str = "") -> Path:
+    """Render the card next to the model's manifest; returns its path."""
+    m = read_manifest(model_dir)
+    rows = [json.loads(line) for line in (train_dir / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    losses = [r for r in rows if "loss" in r]
+    steps = max((r["step"] for r in rows), default=0)
+    wall = max((r.get("time_s", 0) for r in losses), default=0)
+    head = "| split | PSNR dB PaddleOCR's way, bicubic / SR (gain) | PSNR dB per image, bicubic / SR | SSIM bicubic / SR (gain) | recognition accuracy % bicubic / SR / HR (gain) |"
+    table = [head, "| --- | --- | --- | --- | --- |"]
+    table += [_row(name, split) for name, split in metrics["splits"].items()]
+    avg = {"sr": metrics["average"]["sr"], "bicubic": metrics["average"]["bicubic"], "accuracy": metrics["average"].get("accuracy", {})}
+    table.append(_row("**average**", avg))
+    text = f"""# Model card: {m.name}
+
+- **Architecture**: {m.backbone} (PaddleOCR's Text {m.algorithm} backbone), PaddleOCR parameter layout; exported SR path only
+  (no STN, no recognizer): input `{m.input.name}` float32 {m.input.shape} RGB in [0, 1], output `{m.output.name}` {m.output.shape} clipped to [0, 1].
+- **Graphs**: {", ".join(f"`{g.file}` ({g.precision}, verified against {g.verification.reference}: max abs diff {g.verification.max_abs_diff:.2g} <= {g.verification.tolerance:g})" for g in m.graphs)}.
+- **Data**: {data_note}
+- **Recipe**: `{config}` (`make train-default`): loss {read_loss(config)}, {steps} steps, then `textsr convert`.
+- **Hardware and time**: {platform.machine()} CPU, {os.cpu_count()} cores, Paddle {m.versions.get("paddle", "?")}; {wall / 60:.0f} min of training.
+- **Evaluation**: `textsr eval` on the synthetic test splits ({next(iter(metrics["splits"].values()))["sr"]["images"]} images each);
+  PSNR "PaddleOCR's way" averages per-batch-of-16 values, "per image" averages per-image PSNR; recognition by the service's
+  recognizer (PP-OCRv6 small from the rapidocr wheel), exact match after lower-casing, letters and digits only.
+
+{chr(10).join(table)}
+
+![LR | bicubic | SR | HR](grid.png)
+
+{extra}
+"""
+    path = model_dir / "MODEL_CARD.md"
+    path.write_text(text)
+    return path
+
+
+def read_loss(config: Path) -> str:
+    from training.config import load_config
+
+    return (load_config(config).get("Loss") or {}).get("name", "?")
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write MODEL_CARD.md for a converted model from its metrics.json and training log.")
+    ap.add_argument("--model-dir", type=Path, required=True)
+    ap.add_argument("--train-dir", type=Path, required=True, help="Global.save_model_dir of the training run")
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--data-note", required=True, help="one sentence on the training data")
+    ap.add_argument("--extra", type=Path, help="a Markdown file appended to the card (notes, ablations)")
+    args = ap.parse_args()
+    metrics = json.loads((args.model_dir / "metrics.json").read_text())
+    extra = args.extra.read_text() if args.extra else ""
+    print(write_card(args.model_dir, metrics, args.train_dir, args.config, args.data_note, extra))
+
+
+if __name__ == "__main__":
+    main()
