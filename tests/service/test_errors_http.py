@@ -126,3 +126,22 @@ def test_sigterm_drains_accepted_requests(model_dir, tmp_path):
     assert "accepted work finished" in (tmp_path / "log").read_text()
     assert all(r.status_code == 200 for r in results), [r.status_code for r in results]
     assert all(len(r.json()["results"]) == 6 for r in results)
+
+
+def test_fp16_graph_serves_within_its_tolerance(model_dir, start_server):
+    from textsr.manifest import read_manifest
+
+    folder = sorted(model_dir.glob("*/manifest.json"))[0].parent
+    manifest = read_manifest(folder)
+    if "fp16" not in [g.precision for g in manifest.graphs]:
+        pytest.skip("this model folder has no fp16 graph (the shipped default has one)")
+    half = start_server(TEXTSR_PRECISION="fp16", TEXTSR_RECOGNITION="false")
+    full = start_server(TEXTSR_RECOGNITION="false")
+    assert httpx.get(half.url + "/v1/models").json()["models"][0]["precision"] == "fp16"
+    x = np.random.default_rng(5).random((4, 3, 16, 64), dtype=np.float32)
+    body = {"inputs": [{"name": "lr", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+    outs = []
+    for s in (half, full):
+        r = httpx.post(f"{s.url}/v2/models/{manifest.name}/infer", json=body, timeout=60)
+        outs.append(np.asarray(r.json()["outputs"][0]["data"], np.float32))
+    assert np.abs(outs[0] - outs[1]).max() <= manifest.graph("fp16").verification.tolerance
