@@ -7,6 +7,8 @@ actually uses (onnxruntime-gpu silently falls back to CPU when CUDA libraries ar
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
 from pathlib import Path
@@ -22,14 +24,40 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
-def choose_providers(requested: str, available: list[str]) -> list[str]:
-    """Providers to ask ONNX Runtime for: ``auto`` takes CUDA when the build offers it."""
+CUDA_LIBRARIES = ("libcudart.so.13", "libcudnn.so.9")
+"""What onnxruntime-gpu 1.31's CUDA provider needs; without them it falls back to CPU with an error log."""
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_runtime_present() -> bool:
+    """Whether the CUDA runtime and cuDNN that the CUDA provider needs can be loaded here."""
+    try:  # onnxruntime-gpu can load them from the nvidia-* pip packages
+        import onnxruntime as ort
+
+        if hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()
+    except Exception:  # preloading is best effort; the check below decides
+        pass
+    for lib in CUDA_LIBRARIES:
+        try:
+            ctypes.CDLL(lib)
+        except OSError:
+            return False
+    return True
+
+
+def choose_providers(requested: str, available: list[str], cuda_present: bool | None = None) -> list[str]:
+    """Providers to ask ONNX Runtime for: ``auto`` takes CUDA when the build offers it and its libraries load."""
     if requested == "cpu":
         return [CPU]
     if requested == "cuda" and CUDA not in available:
         raise EngineError(f"providers=cuda but this onnxruntime offers only {available}")
-    if requested in ("cuda", "auto") and CUDA in available:
+    if requested == "cuda":
         return [CUDA, CPU]
+    if CUDA in available:
+        if cuda_present if cuda_present is not None else cuda_runtime_present():
+            return [CUDA, CPU]
+        log.info("CUDA provider offered but %s not loadable: running on CPU", " / ".join(CUDA_LIBRARIES))
     return [CPU]
 
 

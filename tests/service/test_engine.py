@@ -35,7 +35,9 @@ class FakeSession:
 
 
 def test_choose_providers():
-    assert choose_providers("auto", [CUDA, CPU]) == [CUDA, CPU]
+    assert choose_providers("auto", [CUDA, CPU], cuda_present=True) == [CUDA, CPU]
+    assert choose_providers("auto", [CUDA, CPU], cuda_present=False) == [CPU]  # no libcudart/libcudnn: no noisy fallback
+    assert choose_providers("cuda", [CUDA, CPU], cuda_present=False) == [CUDA, CPU]  # asked for explicitly: try it
     assert choose_providers("auto", [CPU]) == [CPU]
     assert choose_providers("cpu", [CUDA, CPU]) == [CPU]
     with pytest.raises(EngineError, match="providers=cuda"):
