@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     recognition: bool = Field(True, description="load the text recognizer (recognize=true, /v1/recognize)")
     png_compression: int = Field(1, ge=0, le=9, description="zlib level of returned PNGs (1 = fast)")
     api_key: SecretStr | None = Field(None, description="if set, required as X-API-Key (or Bearer) on all but health")
-    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; empty = CORS closed")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins as a JSON list, e.g. [\"https://app.example\"]; empty = CORS closed")
     drain_timeout_s: float = Field(30.0, gt=0, description="on SIGTERM, time to finish accepted work")
     log_level: str = Field("info", description="log level")
 
