@@ -140,3 +140,12 @@ def test_no_pickle_or_eval_on_outside_data():
             assert not found, f"{f}: {found}"
     imports = re.compile(r"^\s*(import|from)\s+paddle", re.M)
     assert not [f for f in (root / "service").rglob("*.py") if imports.search(f.read_text())]
+
+
+def test_cors_opens_only_to_configured_origins(start_server):
+    s = start_server(TEXTSR_CORS_ORIGINS='["https://ok.example"]', TEXTSR_RECOGNITION="false")
+    pre = {"Access-Control-Request-Method": "POST"}
+    ok = httpx.options(s.url + "/v1/upscale", headers={"Origin": "https://ok.example", **pre})
+    bad = httpx.options(s.url + "/v1/upscale", headers={"Origin": "https://evil.example", **pre})
+    assert ok.headers.get("access-control-allow-origin") == "https://ok.example"
+    assert "access-control-allow-origin" not in bad.headers
