@@ -46,9 +46,12 @@ OPEN_PATHS = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/",
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ERRORS = {
     400: {"model": ErrorResponse, "description": "undecodable image or malformed body"},
+    401: {"model": ErrorResponse, "description": "missing or wrong API key (when TEXTSR_API_KEY is set)"},
+    404: {"model": ErrorResponse, "description": "no such model"},
     413: {"model": ErrorResponse, "description": "too many bytes, pixels or crops"},
     415: {"model": ErrorResponse, "description": "unsupported content type"},
     422: {"model": ErrorResponse, "description": "bad option"},
+    500: {"model": ErrorResponse, "description": "inference failed (that request only)"},
     503: {"model": ErrorResponse, "description": "queue full (Retry-After) or not ready"},
     504: {"model": ErrorResponse, "description": "request timeout"},
 }
