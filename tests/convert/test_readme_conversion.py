@@ -23,7 +23,8 @@ def test_readme_convert_command_runs(tmp_path):
         pytest.fail(f"the README converts {checkpoint}, which is not in the repository")
     args[args.index("--out") + 1] = str(tmp_path / "out")
     assert main(args) == 0
-    made, shipped = read_manifest(tmp_path / "out"), read_manifest(ROOT / "models" / made.name)
+    made = read_manifest(tmp_path / "out")
+    shipped = read_manifest(ROOT / "models" / made.name)
     assert made.source["checkpoint_sha256"] == shipped.source["checkpoint_sha256"]
     assert made.graph().verification.max_abs_diff <= 1e-4
     assert "[1/" in README and "max |diff|" in README  # the README shows the command's output too
