@@ -58,6 +58,25 @@ class UpsampleBlock(nn.Layer):
         return self.prelu(self.pixel_shuffle(self.conv(x)))
 
 
+class ResidualBlockBase(nn.Layer):
+    """The layers both networks' residual blocks have, in PaddleOCR's order: conv1, bn1, gru1, prelu (Mish),
+    conv2, bn2, gru2. Subclasses add what they add and define ``forward``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2D(channels)
+        self.gru1 = GruBlock(channels, channels)
+        self.prelu = Mish()
+        self.conv2 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2D(channels)
+        self.gru2 = GruBlock(channels, channels)
+
+    def conv_path(self, x: paddle.Tensor) -> paddle.Tensor:
+        """conv-BN-Mish-conv-BN."""
+        return self.bn2(self.conv2(self.prelu(self.bn1(self.conv1(x)))))
+
+
 class LayerNorm(nn.Layer):
     """PaddleOCR's layer norm: unbiased std, eps added to the std (parameters ``a_2``, ``b_2``)."""
 

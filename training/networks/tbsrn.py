@@ -13,11 +13,10 @@ from paddle import nn
 
 from textsr.spec import TELESCOPE_ALPHABET
 from training.networks.blocks import (
-    GruBlock,
     LayerNorm,
-    Mish,
     MultiHeadedAttention,
     PositionwiseFeedForward,
+    ResidualBlockBase,
     SRBackbone,
     positional_encoding_2d,
 )
@@ -48,26 +47,18 @@ class FeatureEnhancer(nn.Layer):
         return self.linear(seq).transpose([0, 2, 1]).reshape([0, c, h, w])
 
 
-class RecurrentResidualBlock(nn.Layer):
+class RecurrentResidualBlock(ResidualBlockBase):
     """conv-BN-Mish-conv-BN, then the feature enhancer, added to the input.
 
     ``gru1``/``gru2`` are built but never run, exactly as in PaddleOCR: checkpoints hold them.
     """
 
     def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
-        self.bn1 = nn.BatchNorm2D(channels)
-        self.gru1 = GruBlock(channels, channels)
-        self.prelu = Mish()
-        self.conv2 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
-        self.bn2 = nn.BatchNorm2D(channels)
-        self.gru2 = GruBlock(channels, channels)
+        super().__init__(channels)
         self.feature_enhancer = FeatureEnhancer(channels)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        residual = self.bn2(self.conv2(self.prelu(self.bn1(self.conv1(x)))))
-        return x + self.feature_enhancer(residual)
+        return x + self.feature_enhancer(self.conv_path(x))
 
 
 class TBSRN(SRBackbone):

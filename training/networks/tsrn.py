@@ -9,30 +9,18 @@ a list and reads item 1).
 from __future__ import annotations
 
 import paddle
-from paddle import nn
 
 from textsr.spec import GESTALT_ALPHABET
-from training.networks.blocks import GruBlock, Mish, SRBackbone
+from training.networks.blocks import ResidualBlockBase, SRBackbone
 
 __all__ = ["TSRN", "build_tsrn"]
 
 
-class RecurrentResidualBlock(nn.Layer):
+class RecurrentResidualBlock(ResidualBlockBase):
     """conv-BN-Mish-conv-BN, a GRU across columns, residual add, then a GRU across rows."""
 
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
-        self.bn1 = nn.BatchNorm2D(channels)
-        self.gru1 = GruBlock(channels, channels)
-        self.prelu = Mish()
-        self.conv2 = nn.Conv2D(channels, channels, kernel_size=3, padding=1)
-        self.bn2 = nn.BatchNorm2D(channels)
-        self.gru2 = GruBlock(channels, channels)
-
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        residual = self.bn2(self.conv2(self.prelu(self.bn1(self.conv1(x)))))
-        residual = self.gru1(residual.transpose([0, 1, 3, 2])).transpose([0, 1, 3, 2])
+        residual = self.gru1(self.conv_path(x).transpose([0, 1, 3, 2])).transpose([0, 1, 3, 2])
         return self.gru2(x + residual)
 
 
