@@ -31,6 +31,7 @@ class TrainSettings:
     max_steps: int
     batch_size: int
     learning_rate: float
+    lr_schedule: dict[str, Any]
     beta1: float
     beta2: float
     clip_norm: float | None
@@ -62,6 +63,7 @@ class TrainSettings:
             max_steps=int(g.get("max_steps", 0) or 0),
             batch_size=int(loader.get("batch_size_per_card", 16)),
             learning_rate=float(lr.get("learning_rate", 1e-4)),
+            lr_schedule=dict(lr),
             beta1=float(opt.get("beta1", 0.9)),
             beta2=float(opt.get("beta2", 0.999)),
             clip_norm=float(opt["clip_norm"]) if opt.get("clip_norm") else None,
@@ -113,7 +115,7 @@ class Trainer:
         clip = paddle.nn.ClipGradByGlobalNorm(s.clip_norm) if s.clip_norm else None
         params = [p for p in self.model.parameters() if not p.stop_gradient]
         self.optimizer = paddle.optimizer.Adam(
-            learning_rate=s.learning_rate, beta1=s.beta1, beta2=s.beta2, parameters=params, grad_clip=clip
+            learning_rate=self._learning_rate(), beta1=s.beta1, beta2=s.beta2, parameters=params, grad_clip=clip
         )
         self.step, self.epoch, self.best = 0, 0, -math.inf
         if s.pretrained:
@@ -126,6 +128,25 @@ class Trainer:
             self.load(s.resume)
         s.save_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = s.save_dir / "train_log.jsonl"
+
+    def _learning_rate(self) -> Any:
+        """A float, or PaddleOCR's ``lr: {name: Piecewise, values: [...], decay_steps|decay_epochs: [...]}``."""
+        import paddle
+
+        s, lr = self.settings, self.settings.lr_schedule
+        name = lr.get("name")
+        if name is None:
+            self.scheduler = None
+            return s.learning_rate
+        if name != "Piecewise":
+            raise ValueError(f"Optimizer.lr.name {name!r} is not supported; use Piecewise or a plain learning_rate")
+        per_epoch = max(1, len(self.data) // s.batch_size)
+        bounds = lr.get("decay_steps") or [int(e) * per_epoch for e in lr.get("decay_epochs", [])]
+        values = [float(v) for v in lr.get("values", [])]
+        if len(values) != len(bounds) + 1:
+            raise ValueError(f"Optimizer.lr: {len(values)} values for {len(bounds)} boundaries (need one more value)")
+        self.scheduler = paddle.optimizer.lr.PiecewiseDecay([int(b) for b in bounds], values)
+        return self.scheduler
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self, name: str) -> Path:
@@ -150,6 +171,8 @@ class Trainer:
         self._load_optimizer_state(paddle.load(str(prefix.with_suffix(".pdopt"))))
         states = json.loads(prefix.with_suffix(".states").read_text())
         self.epoch, self.step, self.best = int(states["epoch"]), int(states["global_step"]), float(states["best_psnr"])
+        if self.scheduler is not None:
+            self.scheduler.step(self.step)
         self.log(f"resumed from {prefix} at epoch {self.epoch}, step {self.step}")
 
     def _portable_optimizer_state(self) -> dict[str, Any]:
@@ -188,6 +211,8 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.clear_grad()
         self.step += 1
+        if self.scheduler is not None:
+            self.scheduler.step(self.step)
         return float(loss)
 
     # -- evaluation --------------------------------------------------------------------------

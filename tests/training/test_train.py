@@ -142,3 +142,18 @@ def test_recognizer_pretraining_feeds_the_sr_losses(loss, repo_root, data, tmp_p
     rec = getattr(t.model, t.model.recognizer_attr)
     np.testing.assert_array_equal(rec.generator_word_with_upperword.proj.weight.numpy(), rt.model.generator_word_with_upperword.proj.weight.numpy())
     assert all(p.stop_gradient for p in rec.parameters())
+
+
+def test_piecewise_learning_rate_survives_resume(repo_root, data, tmp_path):
+    lr = ["Optimizer.lr.name=Piecewise", "Optimizer.lr.decay_steps=[2]", "Optimizer.lr.values=[0.001, 0.0002]"]
+    a = Trainer(config(repo_root, data, tmp_path, "MSELoss", *lr), log=lambda s: None)
+    batch = next(a.data.batches(2))
+    assert a.optimizer.get_lr() == pytest.approx(1e-3)
+    for _ in range(2):
+        a.train_step(*batch)
+    assert a.optimizer.get_lr() == pytest.approx(2e-4)
+    a.save("latest")
+    b = Trainer(config(repo_root, data, tmp_path, "MSELoss", *lr, f"Global.checkpoints={tmp_path / 'out' / 'latest'}"), log=lambda s: None)
+    assert b.optimizer.get_lr() == pytest.approx(2e-4)
+    with pytest.raises(ValueError, match="one more value"):
+        Trainer(config(repo_root, data, tmp_path, "MSELoss", *lr[:2], "Optimizer.lr.values=[0.1]"), log=lambda s: None)
