@@ -53,6 +53,8 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config
 
 ![LR | bicubic | SR | HR](grid.png)
 
+{"![training loss and eval PSNR/SSIM, SR vs bicubic](training_curves.png)" if (model_dir / "training_curves.png").is_file() else ""}
+
 {extra}
 """
     path = model_dir / "MODEL_CARD.md"
