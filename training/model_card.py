@@ -31,7 +31,12 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config
     rows = [json.loads(line) for line in (train_dir / "train_log.jsonl").read_text().splitlines() if line.strip()]
     losses = [r for r in rows if "loss" in r]
     steps = max((r["step"] for r in rows), default=0)
-    wall = max((r.get("time_s", 0) for r in losses), default=0)
+    wall, offset, last = 0.0, 0.0, 0.0
+    for r in losses:  # a resumed run restarts its clock: add up the segments
+        t = r.get("time_s", 0.0)
+        if t < last:
+            offset += last
+        last, wall = t, offset + t
     head = "| split | PSNR dB PaddleOCR's way, bicubic / SR (gain) | PSNR dB per image, bicubic / SR | SSIM bicubic / SR (gain) | recognition accuracy % bicubic / SR / HR (gain) |"
     table = [head, "| --- | --- | --- | --- | --- |"]
     table += [_row(name, split) for name, split in metrics["splits"].items()]
