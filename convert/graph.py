@@ -131,7 +131,11 @@ def to_fp16(src: Path, dst: Path) -> Path:
     """Write an fp16 copy of ``src`` (weights and activations; I/O stays float32) with paddle2onnx's converter."""
     _run_child(_FP16_SCRIPT, [str(src), str(dst)], "fp16 conversion")
     model = onnx.load(str(dst))
+    for node in model.graph.node:  # the converter casts Resize's unused roi/scales, which makes both look given
+        if node.op_type == "Resize" and len(node.input) == 4 and node.input[3]:
+            node.input[1], node.input[2] = "", ""
     onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
     return dst
 
 

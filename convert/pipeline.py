@@ -36,7 +36,10 @@ class _Steps:
 def _ort_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types
+        raise ConversionError(f"ONNX Runtime cannot load {path.name}: {exc}") from None
     return lambda x: session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
 

@@ -20,7 +20,8 @@ from textsr.spec import SCALE
 SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metric", "Train", "Eval")
 ALGORITHMS = {"Telescope": "TBSRN", "Gestalt": "TSRN"}
 """PaddleOCR ``Architecture.algorithm`` -> the backbone its published config uses."""
-TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode"}
+TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode", "bicubic_residual"}
+"""PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + network)."""
 
 
 class ConfigError(ValueError):
@@ -118,5 +119,6 @@ def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
         "srb_nums": int(transform.get("srb_nums", 5)),
         "hidden_units": int(transform.get("hidden_units", 32)),
         "lr_size": (height // scale, width // scale),
+        "bicubic_residual": bool(transform.get("bicubic_residual", False)),
     }
     return ArchitectureSpec(algorithm, backbone, bool(transform.get("STN", False)), kwargs)

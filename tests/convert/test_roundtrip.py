@@ -117,3 +117,20 @@ def test_inference_model_directory(tmp_path):
     x = render_text_crops(7, (16, 64), seed=3)
     want = np.clip(net(paddle.to_tensor(x)).numpy(), 0, 1)
     assert np.abs(_session(tmp_path / "o" / "model.onnx").run(["sr"], {"lr": x})[0] - want).max() <= 1e-4
+
+
+def test_bicubic_residual_variant_converts(tmp_path, repo_root):
+    """Our extension (output = bicubic(LR) + network) exports through paddle2onnx's Resize, fp32 and fp16."""
+    paddle.seed(4)
+    net = build_network("TSRN", bicubic_residual=True)
+    tail = net.block7[-1]
+    tail.weight.set_value(paddle.randn(tail.weight.shape) * 0.01)  # make the learned part matter
+    ckpt = save_checkpoint(net, tmp_path / "ckpt.pdparams")
+    cfg = tmp_path / "cfg.yml"
+    cfg.write_text((repo_root / "training/configs/default_tsrn.yml").read_text().replace("    STN: False", "    STN: False\n    bicubic_residual: True"))
+    assert main(["convert", "--config", str(cfg), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "--fp16"]) == 0
+    net.eval()
+    x = render_text_crops(7, (16, 64), seed=9)
+    want = np.clip(net(paddle.to_tensor(x)).numpy(), 0, 1)
+    for name, tol in (("model.onnx", 1e-4), ("model.fp16.onnx", 5e-2)):
+        assert np.abs(_session(tmp_path / "o" / name).run(["sr"], {"lr": x})[0] - want).max() <= tol

@@ -187,6 +187,7 @@ class SRBackbone(nn.Layer):
         stn: bool = False,
         lr_size: tuple[int, int] = (16, 64),
         with_recognizer: bool = False,
+        bicubic_residual: bool = False,
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
@@ -205,6 +206,12 @@ class SRBackbone(nn.Layer):
         self.add_sublayer(
             f"block{srb_nums + 3}", nn.Sequential(*up, nn.Conv2D(width, in_planes, kernel_size=9, padding=4))
         )
+        self.scale = scale_factor
+        self.bicubic_residual = bicubic_residual
+        if bicubic_residual:  # start as exact bicubic upscaling: the tail conv outputs zero
+            tail = getattr(self, f"block{srb_nums + 3}")[-1]
+            tail.weight.set_value(paddle.zeros_like(tail.weight))
+            tail.bias.set_value(paddle.zeros_like(tail.bias))
         self.stn = stn
         if stn:
             from training.networks.stn import STNHead, TPSSpatialTransformer
@@ -226,4 +233,8 @@ class SRBackbone(nn.Layer):
         x = head
         for i in range(self.srb_nums + 1):
             x = getattr(self, f"block{i + 2}")(x)
-        return paddle.tanh(getattr(self, f"block{self.srb_nums + 3}")(head + x))
+        out = paddle.tanh(getattr(self, f"block{self.srb_nums + 3}")(head + x))
+        if self.bicubic_residual:
+            size = [lr.shape[2] * self.scale, lr.shape[3] * self.scale]  # size, not scale_factor: paddle2onnx needs it
+            out = out + F.interpolate(lr, size=size, mode="bicubic", align_corners=False)
+        return out
