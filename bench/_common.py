@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+logging.getLogger("httpx").setLevel(logging.WARNING)  # paddle's import turns INFO on; a log line per request skews the client
 
 RESULTS = Path(__file__).parent / "results"
 
