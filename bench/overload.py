@@ -3,7 +3,7 @@ accepted requests succeed, memory stays bounded, throughput recovers afterwards.
 
     .venv/bin/python bench/overload.py [--model-dir models] [--factor 10] [--seconds 30]
 
-The queue capacity is set to about two seconds of work so that an accepted request is served
+The queue capacity and the in-flight request limit are set to about two seconds of work so that an accepted request is served
 well within the request timeout: that is the sizing rule the README recommends.
 Writes bench/results/overload-<device>.md|json.
 """
@@ -33,7 +33,7 @@ def main() -> None:
         n, _, _ = asyncio.run(drive(probe.url, crop, 16, 8))
     capacity = n / 8
     queue = max(16, int(2 * capacity))
-    with ServiceProcess(args.model_dir, args.port, TEXTSR_QUEUE_CAPACITY=str(queue), TEXTSR_MAX_BATCH_SIZE="32") as s:
+    with ServiceProcess(args.model_dir, args.port, TEXTSR_QUEUE_CAPACITY=str(queue), TEXTSR_MAX_INFLIGHT_REQUESTS=str(queue), TEXTSR_MAX_BATCH_SIZE="32") as s:
         rss_before, _ = s.rss_mb()
         load = asyncio.run(open_loop(s.url, crop, args.factor * capacity, args.seconds))
         _, peak = s.rss_mb()

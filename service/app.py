@@ -80,6 +80,12 @@ def _error(status: int, code: str, message: str, request: Request, headers: dict
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _is_work(request: Request) -> bool:
+    """Requests that carry images or tensors: the ones admission control counts."""
+    path = request.url.path
+    return request.method == "POST" and (path.startswith("/v1/") or (path.startswith("/v2/models/") and path.endswith("/infer")))
+
+
 def create_app(settings: Settings | None = None, repository: ModelRepository | None = None) -> FastAPI:
     """Build the app. ``repository`` may be injected (tests); otherwise models load from settings."""
     settings = settings or Settings()
@@ -111,6 +117,8 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
 
+    inflight = {"n": 0}
+
     @app.middleware("http")
     async def envelope(request: Request, call_next):
         rid = request.headers.get("x-request-id", "")
@@ -123,11 +131,20 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
                 response = _error(401, Unauthorized.code, "missing or wrong API key (X-API-Key or Authorization: Bearer)", request)
                 response.headers["WWW-Authenticate"] = "Bearer"
                 return _finish(request, response, start)
+        admitted = _is_work(request)
+        if admitted:  # admission control before the body is read: overload costs a header parse, not a decode
+            if inflight["n"] >= settings.max_inflight_requests:
+                response = _error(503, QueueFull.code, f"{inflight['n']} requests in flight, the limit is {settings.max_inflight_requests}; retry shortly", request, {"Retry-After": "1"})
+                return _finish(request, response, start)
+            inflight["n"] += 1
         try:
             response = await call_next(request)
         except Exception:  # anything not handled below: a 500 without a stack trace, logged with the id
             log.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, request.state.request_id)
             response = _error(500, "internal_error", "internal server error", request)
+        finally:
+            if admitted:
+                inflight["n"] -= 1
         return _finish(request, response, start)
 
     def _finish(request: Request, response: Response, start: float) -> Response:

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(32, ge=1, le=1024, description="largest batch one inference run takes")
     max_queue_delay_ms: float = Field(2.0, ge=0, le=10_000, description="longest wait for a batch to fill")
     queue_capacity: int = Field(2048, ge=1, description="crops waiting at most; beyond it requests get 503")
+    max_inflight_requests: int = Field(256, ge=1, description="image/tensor requests being read, decoded or queued at once; beyond it 503 before the body is read")
     request_timeout_s: float = Field(30.0, gt=0, description="a request not served within this gets 504")
     max_crops_per_request: int = Field(64, ge=1, description="images per request at most (413 beyond)")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="request body size at most (413 beyond)")

@@ -145,3 +145,15 @@ def test_fp16_graph_serves_within_its_tolerance(model_dir, start_server):
         r = httpx.post(f"{s.url}/v2/models/{manifest.name}/infer", json=body, timeout=60)
         outs.append(np.asarray(r.json()["outputs"][0]["data"], np.float32))
     assert np.abs(outs[0] - outs[1]).max() <= manifest.graph("fp16").verification.tolerance
+
+
+def test_inflight_limit_refuses_before_reading_the_body(start_server):
+    s = start_server(TEXTSR_MAX_INFLIGHT_REQUESTS="2", TEXTSR_MAX_BATCH_SIZE="1", TEXTSR_MAX_QUEUE_DELAY_MS="0", TEXTSR_RECOGNITION="false")
+    crops = [png_bytes(np.random.default_rng(i).integers(0, 256, (16, 64, 3), dtype=np.uint8)) for i in range(4)]
+    with cf.ThreadPoolExecutor(24) as pool:
+        rs = list(pool.map(lambda i: httpx.post(s.url + "/v1/upscale", files=[("file", ("c.png", c)) for c in crops], timeout=60), range(24)))
+    codes = [r.status_code for r in rs]
+    assert set(codes) <= {200, 503} and codes.count(503) > 0 and codes.count(200) > 0
+    refused = next(r for r in rs if r.status_code == 503)
+    assert refused.headers["retry-after"] == "1" and "in flight" in refused.json()["error"]["message"]
+    assert httpx.get(s.url + "/readyz").status_code == 200 and httpx.get(s.url + "/metrics").status_code == 200
