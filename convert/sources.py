@@ -23,13 +23,15 @@ MODEL_SUFFIXES = (".json", ".pdmodel")
 
 @dataclass
 class Source:
-    """A Paddle model ready for paddle2onnx, with a function that runs it in Paddle."""
+    """A Paddle model ready for paddle2onnx, with a function that runs it in Paddle.
+
+    The scale is not recorded here: the converter measures it from the exported graph's output shape.
+    """
 
     kind: str
     algorithm: str
     backbone: str
     lr_size: tuple[int, int]
-    scale: int
     model_file: Path
     params_file: Path
     reference: Callable[[np.ndarray], np.ndarray]
@@ -63,7 +65,6 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path) -
         algorithm=spec.algorithm,
         backbone=spec.backbone,
         lr_size=spec.lr_size,
-        scale=spec.kwargs["scale_factor"],
         model_file=prefix.with_suffix(".json"),
         params_file=prefix.with_suffix(".pdiparams"),
         reference=reference,
@@ -141,7 +142,6 @@ def from_inference_dir(model_dir: str | Path, algorithm: str | None = None) -> S
         algorithm=algorithm,
         backbone=ALGORITHMS.get(algorithm, "unknown"),
         lr_size=lr_size,
-        scale=0,  # measured from the graph's output shape by the converter
         model_file=model_file,
         params_file=params_file,
         reference=reference,
