@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 import textsr
 from service import images
@@ -147,9 +148,15 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
                 inflight["n"] -= 1
         return _finish(request, response, start)
 
-    def _finish(request: Request, response: Response, start: float) -> Response:
+    def _endpoint(request: Request) -> str:
+        """The route template of the request, also for requests refused before routing (401, 503)."""
         route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
+        if route is None:
+            route = next((r for r in app.router.routes if r.matches(request.scope)[0] is Match.FULL), None)
+        return getattr(route, "path", "unmatched")
+
+    def _finish(request: Request, response: Response, start: float) -> Response:
+        endpoint = _endpoint(request)
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
         response.headers["X-Request-ID"] = request.state.request_id

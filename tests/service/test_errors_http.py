@@ -156,4 +156,6 @@ def test_inflight_limit_refuses_before_reading_the_body(start_server):
     assert set(codes) <= {200, 503} and codes.count(503) > 0 and codes.count(200) > 0
     refused = next(r for r in rs if r.status_code == 503)
     assert refused.headers["retry-after"] == "1" and "in flight" in refused.json()["error"]["message"]
-    assert httpx.get(s.url + "/readyz").status_code == 200 and httpx.get(s.url + "/metrics").status_code == 200
+    assert httpx.get(s.url + "/readyz").status_code == 200
+    metrics = httpx.get(s.url + "/metrics").text  # refusals are counted under the endpoint, not as "unmatched"
+    assert f'textsr_requests_total{{endpoint="/v1/upscale",status="503"}} {float(codes.count(503))}' in metrics
