@@ -96,6 +96,69 @@ class ServiceProcess:
         return get("VmRSS:"), get("VmHWM:")
 
 
+_WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "multipart/form-data; boundary=textsrbench"
+wrk.headers["Accept"] = "image/png"
+local f = assert(io.open([[%(body)s]], "rb")); wrk.body = f:read("*a"); f:close()
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+statuses = {}
+no_retry_after = 0
+function delay() return %(delay_ms)d end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+  if status == 503 and headers["retry-after"] == nil and headers["Retry-After"] == nil then
+    no_retry_after = no_retry_after + 1
+  end
+end
+function done(summary, latency, requests)
+  local total, missing = {}, 0
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("statuses")) do total[tostring(k)] = (total[tostring(k)] or 0) + v end
+    missing = missing + t:get("no_retry_after")
+  end
+  local parts = {}
+  for k, v in pairs(total) do table.insert(parts, string.format('"%%s": %%d', k, v)) end
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"statuses": {%%s}, "requests": %%d, "duration_s": %%f, "socket_errors": ' ..
+    '{"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d}, "no_retry_after": %%d, "p50_ms": %%f, "p99_ms": %%f}\\n',
+    table.concat(parts, ", "), summary.requests, summary.duration / 1e6, e.connect, e.read, e.write, e.timeout,
+    missing, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def wrk_load(url: str, crop: bytes, connections: int, seconds: float, delay_ms: int, timeout_s: int = 30) -> dict:
+    """Drive ``POST /v1/upscale`` with Debian's ``wrk`` (a C load generator, so the client is not the
+    bottleneck): ``connections`` connections, each sending one crop, reading the answer, then waiting
+    ``delay_ms``. Returns the status counts, socket errors (connect/read/write/timeout: requests that
+    got no HTTP answer), 503s without ``Retry-After``, and latency percentiles over all answers."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("wrk") is None:
+        raise SystemExit("this benchmark needs wrk: apt-get install wrk (Debian)")
+    with tempfile.TemporaryDirectory() as tmp:
+        body = Path(tmp) / "body"
+        body.write_bytes(
+            b"--textsrbench\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + crop + b"\r\n--textsrbench--\r\n"
+        )
+        script = Path(tmp) / "load.lua"
+        script.write_text(_WRK_LUA % {"body": str(body), "delay_ms": delay_ms})
+        out = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", f"{timeout_s}s", "-s", str(script), url + "/v1/upscale"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    match = re.search(r"^WRKJSON (.*)$", out, re.M)
+    if match is None:
+        raise RuntimeError(f"wrk printed no summary:\n{out}")
+    return json.loads(match.group(1))
+
+
 def png_crop(seed: int = 0) -> bytes:
     import cv2
     import numpy as np

@@ -3,22 +3,41 @@ accepted requests succeed, memory stays bounded, throughput recovers afterwards.
 
     .venv/bin/python bench/overload.py [--model-dir models] [--factor 10] [--seconds 30]
 
-The queue capacity and the in-flight request limit are set to about two seconds of work so that an accepted request is served
-well within the request timeout: that is the sizing rule the README recommends.
+The load comes from Debian's ``wrk`` (C, so the client is not the bottleneck on a small machine):
+capacity is measured first (16 connections back to back); then ``factor x capacity`` connections each
+send one crop, read the answer and wait one second, which offers about ``factor x capacity`` requests/s
+whatever the server does. Afterwards capacity is measured again (recovery). The server's own
+``textsr_requests`` counter is read back, so every request wrk sent is accounted for on both sides.
+
+The queue capacity and the in-flight request limit are set to about two seconds of work so that an
+accepted request is served well within the request timeout: that is the sizing rule the README recommends.
 Writes bench/results/overload-<device>.md|json.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, ServiceProcess, open_loop, png_crop, table, write_result  # noqa: E402
-from bench.serve_throughput import drive  # noqa: E402
+from bench._common import ROOT, ServiceProcess, png_crop, table, wrk_load, write_result  # noqa: E402
+
+
+def server_counts(url: str) -> dict[str, float]:
+    """``textsr_requests_total`` for /v1/upscale by status, read from the server's /metrics."""
+    import httpx
+
+    text = httpx.get(url + "/metrics").text
+    pattern = r'^textsr_requests_total\{endpoint="/v1/upscale",status="(\d+)"\} (\S+)$'
+    return {status: float(v) for status, v in re.findall(pattern, text, re.M)}
+
+
+def capacity(url: str, crop: bytes, seconds: float) -> tuple[float, dict]:
+    run = wrk_load(url, crop, connections=16, seconds=seconds, delay_ms=0)
+    return run["statuses"].get("200", 0) / run["duration_s"], run
 
 
 def main() -> None:
@@ -26,25 +45,41 @@ def main() -> None:
     ap.add_argument("--model-dir", type=Path, default=ROOT / "models")
     ap.add_argument("--factor", type=float, default=10)
     ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--probe-seconds", type=float, default=10)
     ap.add_argument("--port", type=int, default=8767)
+    ap.add_argument("--name", default="overload", help="result file stem")
     args = ap.parse_args()
     crop = png_crop()
     with ServiceProcess(args.model_dir, args.port) as probe:
-        n, _, _ = asyncio.run(drive(probe.url, crop, 16, 8))
-    capacity = n / 8
-    queue = max(16, int(2 * capacity))
-    with ServiceProcess(args.model_dir, args.port, TEXTSR_QUEUE_CAPACITY=str(queue), TEXTSR_MAX_INFLIGHT_REQUESTS=str(queue), TEXTSR_MAX_BATCH_SIZE="32") as s:
+        cap, _ = capacity(probe.url, crop, args.probe_seconds)
+    queue = max(16, int(2 * cap))
+    env = {"TEXTSR_QUEUE_CAPACITY": str(queue), "TEXTSR_MAX_INFLIGHT_REQUESTS": str(queue), "TEXTSR_MAX_BATCH_SIZE": "32"}
+    with ServiceProcess(args.model_dir, args.port, **env) as s:
         rss_before, _ = s.rss_mb()
-        load = asyncio.run(open_loop(s.url, crop, args.factor * capacity, args.seconds))
+        connections = max(1, round(args.factor * cap))
+        load = wrk_load(s.url, crop, connections=connections, seconds=args.seconds, delay_ms=1000)
         _, peak = s.rss_mb()
-        n, _, errors = asyncio.run(drive(s.url, crop, 16, 8))
-        recovered = n / 8
-    data = {"capacity_crops_per_s": capacity, "queue_capacity": queue, "offered_rate": args.factor * capacity, "seconds": args.seconds,
-            **load, "rss_before_mb": rss_before, "peak_rss_mb": peak, "recovered_crops_per_s": recovered, "errors_after": errors}
+        after = server_counts(s.url)
+        recovered, rec_run = capacity(s.url, crop, args.probe_seconds)
+        errors_after = sum(v for k, v in rec_run["statuses"].items() if k != "200") + sum(rec_run["socket_errors"].values())
+    st = load["statuses"]
+    no_answer = sum(load["socket_errors"].values())
+    answered = sum(st.values())
+    data = {
+        "capacity_crops_per_s": cap, "queue_capacity": queue, "connections": connections, "seconds": args.seconds,
+        "offered_req_per_s": load["requests"] / load["duration_s"], "offered_x_capacity": load["requests"] / load["duration_s"] / cap,
+        "sent": load["requests"] + no_answer, "ok_200": st.get("200", 0), "rejected_503": st.get("503", 0),
+        "other_status": answered - st.get("200", 0) - st.get("503", 0), "no_answer": no_answer,
+        "socket_errors": load["socket_errors"], "503_without_retry_after": load["no_retry_after"],
+        "accepted_goodput_crops_per_s": st.get("200", 0) / load["duration_s"],
+        "server_counted": after, "rss_before_mb": rss_before, "peak_rss_mb": peak,
+        "p50_ms_all_answers": load["p50_ms"], "p99_ms_all_answers": load["p99_ms"],
+        "recovered_crops_per_s": recovered, "errors_after": errors_after,
+    }
     rows = [[k, f"{v:.1f}" if isinstance(v, float) else v] for k, v in data.items()]
     md = table(["figure", "value"], rows)
     print(md)
-    print("written:", write_result("overload", md, data))
+    print("written:", write_result(args.name, md, data))
 
 
 if __name__ == "__main__":
