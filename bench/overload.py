@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, ServiceProcess, png_crop, table, wrk_load, write_result  # noqa: E402
+from bench._common import ROOT, ServiceProcess, png_crop, table, write_result, wrk_load  # noqa: E402
 
 
 def server_counts(url: str) -> dict[str, float]:

@@ -2,21 +2,23 @@
 
     .venv/bin/python bench/soak.py [--model-dir models] [--minutes 10]
 
-Memory is read from /proc every 30 s; drift = last sample / the sample after the first minute.
+The load comes from Debian's ``wrk``: ``round(rate)`` connections, each sending one crop, reading the
+answer and waiting one second (about ``rate`` requests/s), in 30 s rounds. Capacity is measured first
+with 16 connections back to back. Memory is read from /proc after every round; drift = last sample /
+the sample after the first minute (the allocator's warm-up is not a leak).
 Writes bench/results/soak-<device>.md|json.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, ServiceProcess, open_loop, png_crop, table, write_result  # noqa: E402
-from bench.serve_throughput import drive  # noqa: E402
+from bench._common import ROOT, ServiceProcess, png_crop, table, write_result, wrk_load  # noqa: E402
+from bench.overload import capacity  # noqa: E402
 
 
 def main() -> None:
@@ -27,18 +29,26 @@ def main() -> None:
     args = ap.parse_args()
     crop = png_crop()
     with ServiceProcess(args.model_dir, args.port) as s:
-        n, _, _ = asyncio.run(drive(s.url, crop, 16, 8))
-        rate = 0.5 * n / 8
-        totals = {"ok": 0, "rejected_503": 0, "failed": 0, "sent": 0}
-        samples = []
+        cap, _ = capacity(s.url, crop, 10)
+        rate = 0.5 * cap
+        totals = {"sent": 0, "ok_200": 0, "errors": 0}
+        samples, p99 = [], []
         for _ in range(max(1, int(args.minutes * 2))):
-            result = asyncio.run(open_loop(s.url, crop, rate, 30))
-            for k in totals:
-                totals[k] += result[k]
+            run = wrk_load(s.url, crop, connections=max(1, round(rate)), seconds=30, delay_ms=1000)
+            ok = run["statuses"].get("200", 0)
+            no_answer = sum(run["socket_errors"].values())
+            totals["sent"] += run["requests"] + no_answer
+            totals["ok_200"] += ok
+            totals["errors"] += sum(run["statuses"].values()) - ok + no_answer
             samples.append(s.rss_mb()[0])
-            print(f"sent {totals['sent']}, ok {totals['ok']}, rss {samples[-1]:.0f} MB", flush=True)
-    base = samples[min(2, len(samples) - 1)]
-    data = {"rate_req_per_s": rate, "minutes": args.minutes, **totals, "rss_mb_samples": samples, "rss_drift": samples[-1] / base - 1}
+            p99.append(run["p99_ms"])
+            print(f"sent {totals['sent']}, ok {totals['ok_200']}, errors {totals['errors']}, rss {samples[-1]:.0f} MB", flush=True)
+    base = samples[min(1, len(samples) - 1)]
+    data = {
+        "capacity_crops_per_s": cap, "rate_req_per_s": rate, "minutes": args.minutes, **totals,
+        "rss_mb_first": samples[0], "rss_mb_after_1_min": base, "rss_mb_last": samples[-1], "rss_mb_max": max(samples),
+        "rss_drift": samples[-1] / base - 1, "worst_round_p99_ms": max(p99), "rss_mb_samples": samples,
+    }
     md = table(["figure", "value"], [[k, f"{v:.3f}" if isinstance(v, float) else v] for k, v in data.items() if k != "rss_mb_samples"])
     print(md)
     print("written:", write_result("soak", md, data))
