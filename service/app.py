@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
 
     inflight = {"n": 0}
+    metrics.in_flight.set_function(lambda: inflight["n"])
 
     @app.middleware("http")
     async def envelope(request: Request, call_next):

@@ -30,6 +30,9 @@ class Metrics:
         self.batch_size = Histogram("textsr_batch_size", "crops per inference run", ["model"], buckets=BATCH_BUCKETS, registry=r)
         self.crops = Counter("textsr_crops", "crops run through a model", ["model"], registry=r)
         self.queue_depth = Gauge("textsr_queue_depth", "crops waiting for a batch", ["model"], registry=r)
+        self.in_flight = Gauge(
+            "textsr_requests_in_flight", "image/tensor requests admitted and not answered yet (limit: TEXTSR_MAX_INFLIGHT_REQUESTS)", registry=r,
+        )
         self.model_info = Gauge(
             "textsr_model_info", "loaded models (value 1) and the execution provider they run on",
             ["model", "algorithm", "backbone", "precision", "provider"], registry=r,

@@ -159,3 +159,4 @@ def test_inflight_limit_refuses_before_reading_the_body(start_server):
     assert httpx.get(s.url + "/readyz").status_code == 200
     metrics = httpx.get(s.url + "/metrics").text  # refusals are counted under the endpoint, not as "unmatched"
     assert f'textsr_requests_total{{endpoint="/v1/upscale",status="503"}} {float(codes.count(503))}' in metrics
+    assert "textsr_requests_in_flight 0.0" in metrics  # every admitted request was answered
