@@ -46,6 +46,20 @@ def paddle_inference(model_dir: Path):
     return run
 
 
+def random_model(name: str, folder: Path):
+    """A random-init network of ``name`` (seed 0), its PaddleOCR checkpoint and its ONNX conversion
+    under ``folder``; returns ``(network, manifest)`` (the ONNX file is ``folder / "onnx" / "model.onnx"``)."""
+    import paddle
+
+    from convert.pipeline import convert
+    from training.networks import build_network, save_checkpoint
+
+    paddle.seed(0)
+    net = build_network(name)
+    ckpt = save_checkpoint(net, folder / "ckpt.pdparams")
+    return net, convert(folder / "onnx", config=Path(__file__).resolve().parent.parent / CONFIGS[name], checkpoint=ckpt, log=lambda s: None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
@@ -55,20 +69,14 @@ def main() -> None:
 
     import paddle
 
-    from convert.pipeline import convert
     from convert.verify import render_text_crops
     from service.engine import OrtEngine
-    from training.networks import build_network, save_checkpoint
 
     rows, data = [], {}
-    root = Path(__file__).resolve().parent.parent
     for name in args.networks:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            paddle.seed(0)
-            net = build_network(name)
-            ckpt = save_checkpoint(net, tmp / "ckpt.pdparams")
-            manifest = convert(tmp / "onnx", config=root / CONFIGS[name], checkpoint=ckpt, log=lambda s: None)
+            net, manifest = random_model(name, tmp)
             net.eval()
             spec = paddle.static.InputSpec([None, 3, 16, 64], "float32", "x")
             paddle.jit.save(paddle.jit.to_static(net, input_spec=[spec], full_graph=True), str(tmp / "infer" / "inference"))

@@ -71,8 +71,37 @@ def main() -> None:
     for row, d in zip(rows, data.values()):
         row += [f"{d['crops_per_s'] / base_cps:.2f}x", "keep" if d["crops_per_s"] > 1.05 * base_cps and abs(d["psnr"] - base_psnr) <= 0.05 else "no"]
     md = table(["variant", "crops/s (batch 16)", "max abs diff vs fp32", "PSNR dB (test, PaddleOCR's way)", "speed", "worth it (>5% faster, PSNR within 0.05 dB)"], rows)
+    fusion_rows, data["tbsrn_fusions"] = tbsrn_fusions(tmp)
+    md += "\n\nORT transformer fusions on TBSRN (Text Telescope's attention blocks; random weights, speed and parity only):\n\n"
+    md += table(["graph", "crops/s (batch 16)", "max abs diff", "fused operators", "speed"], fusion_rows)
     print(md)
     print("written:", write_result("levers", md, data))
+
+
+def tbsrn_fusions(tmp: Path) -> tuple[list[list[str]], dict]:
+    """``onnxruntime.transformers.optimizer`` (model_type bert, 4 heads of 128) on a converted TBSRN:
+    which operators it fuses, and what that does to speed and outputs."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    from bench.convert_parity import random_model
+
+    random_model("TBSRN", tmp / "tbsrn")
+    base = tmp / "tbsrn" / "onnx" / "model.onnx"
+    opt = optimize_model(str(base), model_type="bert", num_heads=4, hidden_size=128, opt_level=1)
+    fused = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
+    opt.save_model_to_file(str(tmp / "tbsrn_fused.onnx"))
+    x = np.random.default_rng(0).random((16, 3, 16, 64), dtype=np.float32)
+    runs = {"TBSRN as converted": session(base), "TBSRN + transformer fusions": session(tmp / "tbsrn_fused.onnx")}
+    ref = runs["TBSRN as converted"](x)
+    cps = {k: 16 / median(time_call(lambda r=r: r(x), 3, warmup=1)) for k, r in runs.items()}
+    diff = float(np.abs(runs["TBSRN + transformer fusions"](x) - ref).max())
+    base_cps = cps["TBSRN as converted"]
+    rows = [
+        ["TBSRN as converted", f"{base_cps:.1f}", "0", "-", "1.00x"],
+        ["TBSRN + transformer fusions", f"{cps['TBSRN + transformer fusions']:.1f}", f"{diff:.1e}", str(fused or "none"), f"{cps['TBSRN + transformer fusions'] / base_cps:.2f}x"],
+    ]
+    print(rows, flush=True)
+    return rows, {"crops_per_s": cps, "max_abs_diff": diff, "fused": fused}
 
 
 if __name__ == "__main__":

@@ -35,6 +35,23 @@ def server_counts(url: str) -> dict[str, float]:
     return {status: float(v) for status, v in re.findall(pattern, text, re.M)}
 
 
+def wait_drained(url: str, timeout: float = 60) -> float:
+    """Seconds until the server has no request in flight (its ``textsr_requests_in_flight`` gauge is 0)."""
+    import time
+
+    import httpx
+
+    start = time.perf_counter()
+    while time.perf_counter() < start + timeout:
+        m = re.search(r"^textsr_requests_in_flight (\S+)$", httpx.get(url + "/metrics").text, re.M)
+        if m is None:
+            raise RuntimeError("the server exports no textsr_requests_in_flight gauge")
+        if float(m.group(1)) == 0:
+            return time.perf_counter() - start
+        time.sleep(0.1)
+    raise RuntimeError(f"requests still in flight {timeout:.0f} s after the load stopped")
+
+
 def capacity(url: str, crop: bytes, seconds: float) -> tuple[float, dict]:
     run = wrk_load(url, crop, connections=16, seconds=seconds, delay_ms=0)
     return run["statuses"].get("200", 0) / run["duration_s"], run
@@ -60,6 +77,9 @@ def main() -> None:
         load = wrk_load(s.url, crop, connections=connections, seconds=args.seconds, delay_ms=1000)
         _, peak = s.rss_mb()
         after = server_counts(s.url)
+        # wrk closes its connections at the deadline; the server still finishes what it accepted (up to the
+        # in-flight limit) before it takes new work: wait for that drain, then measure capacity again.
+        drain_s = wait_drained(s.url)
         recovered, rec_run = capacity(s.url, crop, args.probe_seconds)
         errors_after = sum(v for k, v in rec_run["statuses"].items() if k != "200") + sum(rec_run["socket_errors"].values())
     st = load["statuses"]
@@ -74,7 +94,7 @@ def main() -> None:
         "accepted_goodput_crops_per_s": st.get("200", 0) / load["duration_s"],
         "server_counted": after, "rss_before_mb": rss_before, "peak_rss_mb": peak,
         "p50_ms_all_answers": load["p50_ms"], "p99_ms_all_answers": load["p99_ms"],
-        "recovered_crops_per_s": recovered, "errors_after": errors_after,
+        "drain_after_load_s": drain_s, "recovered_crops_per_s": recovered, "errors_after": errors_after,
     }
     rows = [[k, f"{v:.1f}" if isinstance(v, float) else v] for k, v in data.items()]
     md = table(["figure", "value"], rows)

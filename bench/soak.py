@@ -26,15 +26,16 @@ def main() -> None:
     ap.add_argument("--model-dir", type=Path, default=ROOT / "models")
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--port", type=int, default=8768)
+    ap.add_argument("--round-seconds", type=float, default=30, help="length of one load round; RSS is read after each")
     args = ap.parse_args()
     crop = png_crop()
     with ServiceProcess(args.model_dir, args.port) as s:
-        cap, _ = capacity(s.url, crop, 10)
+        cap, _ = capacity(s.url, crop, min(10, args.round_seconds))
         rate = 0.5 * cap
         totals = {"sent": 0, "ok_200": 0, "errors": 0}
         samples, p99 = [], []
-        for _ in range(max(1, int(args.minutes * 2))):
-            run = wrk_load(s.url, crop, connections=max(1, round(rate)), seconds=30, delay_ms=1000)
+        for _ in range(max(1, round(args.minutes * 60 / args.round_seconds))):
+            run = wrk_load(s.url, crop, connections=max(1, round(rate)), seconds=args.round_seconds, delay_ms=1000)
             ok = run["statuses"].get("200", 0)
             no_answer = sum(run["socket_errors"].values())
             totals["sent"] += run["requests"] + no_answer
@@ -43,7 +44,7 @@ def main() -> None:
             samples.append(s.rss_mb()[0])
             p99.append(run["p99_ms"])
             print(f"sent {totals['sent']}, ok {totals['ok_200']}, errors {totals['errors']}, rss {samples[-1]:.0f} MB", flush=True)
-    base = samples[min(1, len(samples) - 1)]
+    base = samples[min(max(0, round(60 / args.round_seconds) - 1), len(samples) - 1)]  # after the first minute
     data = {
         "capacity_crops_per_s": cap, "rate_req_per_s": rate, "minutes": args.minutes, **totals,
         "rss_mb_first": samples[0], "rss_mb_after_1_min": base, "rss_mb_last": samples[-1], "rss_mb_max": max(samples),

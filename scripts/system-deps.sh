@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test-suite runs for real, when they are missing:
-#   fonts (synthetic data), nginx and Prometheus (deployment topology test), Chromium (playground test).
+#   fonts (synthetic data), nginx and Prometheus (deployment topology test), Chromium (playground test),
+#   wrk (the overload and soak benches, smoke-tested).
 # Needs root (CI runs as root); without root it says what is missing and the tests that need it skip.
 set -euo pipefail
 want=()
@@ -13,6 +14,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want+=(nginx-light
 command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || want+=(prometheus)
 [ -x /usr/bin/chromium ] || want+=(chromium)
 [ -x /usr/bin/chromedriver ] || want+=(chromium-driver)
+command -v wrk >/dev/null 2>&1 || want+=(wrk)
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-deps: not root; missing Debian packages: ${want[*]} (tests that need them will skip)" >&2
