@@ -35,6 +35,7 @@ def test_overload_refuses_excess_with_retry_after_and_recovers(tmp_path):
     # the server counted at least what wrk saw answered (wrk stops counting answers in flight at its deadline)
     assert r["server_counted"]["200"] >= r["ok_200"] and r["server_counted"]["503"] >= r["rejected_503"]
     assert r["errors_after"] == 0 and r["recovered_crops_per_s"] > 0
+    assert r["peak_rss_mb"] < 1024  # the bound the README states
 
 
 def test_soak_short_run_has_no_errors(tmp_path):
