@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -61,14 +62,34 @@ def choose_providers(requested: str, available: list[str], cuda_present: bool | 
     return [CPU]
 
 
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota.
+
+    ``os.cpu_count()`` is the host's count; in a container limited to 2 CPUs on a 64-core node it
+    would start 64 ORT threads that fight over 2 CPUs' worth of quota (Kubernetes ``limits.cpu``).
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = None
+    try:  # cgroup v2: "<quota> <period>" or "max <period>"
+        q, period = (cgroup_root / "cpu.max").read_text().split()[:2]
+        quota = None if q == "max" else int(q) / int(period)
+    except (OSError, ValueError):
+        try:  # cgroup v1
+            q = int((cgroup_root / "cpu" / "cpu.cfs_quota_us").read_text())
+            quota = q / int((cgroup_root / "cpu" / "cpu.cfs_period_us").read_text()) if q > 0 else None
+        except (OSError, ValueError):
+            pass
+    return min(cpus, max(1, math.ceil(quota))) if quota else cpus
+
+
 def session_options(intra_op_threads: int = 0) -> Any:
-    """SessionOptions: all graph optimisations, quiet logs, threads matched to the cores."""
+    """SessionOptions: all graph optimisations, quiet logs, threads matched to the CPUs this process may use."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    cores = os.cpu_count() or 1
+    cores = available_cpus()
     opts.intra_op_num_threads = min(intra_op_threads, cores) if intra_op_threads > 0 else cores
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

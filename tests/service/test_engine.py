@@ -72,3 +72,25 @@ def test_auto_on_a_machine_without_cuda_runs_on_cpu(model_dir):
     assert eng.providers[-1] == CPU  # whatever was requested, we report what the session uses
     if eng.providers[0] == CPU:
         assert eng.device == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs of quota -> 2 threads
+        ({"cpu.max": "max 100000\n"}, None),  # no quota: the affinity mask decides
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # cgroup v1, one CPU
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_available_cpus_honours_container_quotas(tmp_path, files, expected):
+    import os
+
+    from service.engine import available_cpus
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cpus(tmp_path) == (min(expected, affinity) if expected else affinity)
