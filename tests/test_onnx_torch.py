@@ -65,11 +65,12 @@ def test_gpu_bench_script_runs_on_cpu(model_dir_any, tmp_path):
     import subprocess
     import sys
 
-    folder = export(model_dir_any / "model.onnx", tmp_path / "tsrn")
+    folder = tmp_path / "tsrn"  # exported by the CLI the README shows
+    subprocess.run([sys.executable, "bench/onnx_torch.py", "export", str(model_dir_any / "model.onnx"), str(folder)], check=True, capture_output=True, timeout=120, cwd=ROOT)
     cmd = [sys.executable, "bench/gpu_bridge.py", "--graphs", str(folder), "--device", "cpu", "--settings", "fp32", "fp16",
-           "--batches", "1", "2", "--seconds", "0.01", "--out", str(tmp_path / "out")]
+           "--batches", "1", "--seconds", "0.01", "--out", str(tmp_path / "out")]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300, cwd=ROOT)
     data = json.loads((tmp_path / "out" / "gpu_bridge-cpu.json").read_text())["graphs"]["tsrn"]
     assert data["parity"]["float32"] == 0 and data["parity"]["float16"] < 5e-2
-    assert [(r["setting"], r["batch"]) for r in data["rows"]] == [("fp32", 1), ("fp32", 2), ("fp16", 1), ("fp16", 2)]
+    assert [(r["setting"], r["batch"]) for r in data["rows"]] == [("fp32", 1), ("fp16", 1)]
     assert all(r["crops_per_s"] > 0 for r in data["rows"])
