@@ -77,5 +77,20 @@ def test_compose_wires_nginx_prometheus_grafana_and_gpu_profile():
     assert "least_conn" in nginx and "http_503" in nginx and "client_max_body_size 16m" in nginx and "keepalive" in nginx
     assert s["textsr"]["environment"]["TEXTSR_MAX_BODY_BYTES"] == str(16 * 1024 * 1024)
     dash = (ROOT / "docker/grafana/provisioning/dashboards/textsr.json").read_text()
-    for metric in ("textsr_requests_total", "textsr_request_duration_seconds_bucket", "textsr_batch_size_sum", "textsr_queue_depth", "textsr_model_info"):
+    for metric in ("textsr_requests_total", "textsr_request_duration_seconds_bucket", "textsr_batch_size_sum", "textsr_queue_depth", "textsr_model_info", "textsr_requests_in_flight"):
         assert metric in dash
+    # and every series the dashboard queries is one the service exports
+    import re
+
+    from prometheus_client import generate_latest
+
+    from service.metrics import Metrics
+
+    m = Metrics()
+    m.requests.labels("/v1/upscale", "200").inc()
+    m.latency.labels("/v1/upscale").observe(0.1)
+    m.observer("x")(1, [0.0], 0.0)
+    m.queue_depth.labels(model="x").set(0)
+    m.model_info.labels("x", "a", "b", "fp32", "cpu").set(1)
+    exported = set(re.findall(r"^(textsr_[a-z_]+)", generate_latest(m.registry).decode(), re.M))
+    assert set(re.findall(r"textsr_[a-z_]+", dash)) <= exported
