@@ -69,3 +69,18 @@ def test_eval_command_writes_metrics_and_grid(tmp_path, model_dir_any):
         assert split["sr"]["images"] == 4 and set(split["accuracy"]) == {"bicubic", "sr", "hr"}
     assert result["average"]["accuracy"]["hr"] >= 0.5  # the recognizer reads clean HR crops
     assert (tmp_path / "ev" / "grid.png").stat().st_size > 5000
+
+
+def test_symbol_fonts_are_not_used(tmp_path):
+    """A font that draws "p" as pi or as a dingbat would make an HR crop that does not show its label."""
+    import glob
+    from pathlib import Path
+
+    from training.data.synth import _draws_latin, font_files
+
+    symbol = [f for f in glob.glob("/usr/share/fonts/**/*.otf", recursive=True) if Path(f).stem in ("StandardSymbolsPS", "D050000L")]
+    if not symbol:
+        pytest.skip("URW's symbol fonts are not installed (scripts/system-deps.sh installs fonts-urw-base35)")
+    assert not set(symbol) & set(font_files())
+    assert all(not _draws_latin(f) for f in symbol)
+    assert any(Path(f).stem == "NimbusRoman-Regular" for f in font_files())  # URW's Latin fonts stay

@@ -45,15 +45,33 @@ LEVELS = (
 )
 
 
+def _draws_latin(path: str) -> bool:
+    """Whether the font's character map sends A-Z, a-z and 0-9 to the glyphs of those characters."""
+    from fontTools.agl import UV2AGL
+    from fontTools.ttLib import TTFont, TTLibError
+
+    try:
+        cmap = TTFont(path, lazy=True).getBestCmap() or {}
+    except (TTLibError, OSError, AssertionError):
+        return False
+    chars = string.ascii_letters + string.digits
+    return all(cmap.get(ord(c)) in (UV2AGL.get(ord(c)), c, f"uni{ord(c):04X}") for c in chars)
+
+
 @lru_cache(maxsize=1)
 def font_files() -> tuple[str, ...]:
-    """Every TrueType/OpenType font on the system, sorted (the order is part of determinism)."""
+    """Every TrueType/OpenType font on the system that draws Latin letters and digits as themselves,
+    sorted (the order is part of determinism).
+
+    Symbol fonts map the Latin code points to other glyphs (URW's Standard Symbols PS draws "p" as
+    pi, D050000L draws dingbats): an HR crop drawn with them would not show its label.
+    """
     files = sorted({f for pattern in FONT_GLOBS for f in glob.glob(pattern, recursive=True)})
     usable = []
     for f in files:
         try:
             font = ImageFont.truetype(f, 24)
-            if font.getbbox("Ag")[2] > 0:
+            if font.getbbox("Ag")[2] > 0 and _draws_latin(f):
                 usable.append(f)
         except OSError:
             continue
