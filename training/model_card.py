@@ -37,6 +37,9 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config
         if t < last:
             offset += last
         last, wall = t, offset + t
+    best = train_dir / "best_accuracy.states"
+    best_step = json.loads(best.read_text()).get("global_step") if best.is_file() else None
+    shipped = f" (shipped: the best evaluated checkpoint, step {best_step})" if best_step is not None else ""
     head = "| split | PSNR dB PaddleOCR's way, bicubic / SR (gain) | PSNR dB per image, bicubic / SR | SSIM bicubic / SR (gain) | recognition accuracy % bicubic / SR / HR (gain) |"
     table = [head, "| --- | --- | --- | --- | --- |"]
     table += [_row(name, split) for name, split in metrics["splits"].items()]
@@ -48,7 +51,7 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config
   (no STN, no recognizer): input `{m.input.name}` float32 {m.input.shape} RGB in [0, 1], output `{m.output.name}` {m.output.shape} clipped to [0, 1].
 - **Graphs**: {", ".join(f"`{g.file}` ({g.precision}, verified against {g.verification.reference}: max abs diff {g.verification.max_abs_diff:.2g} <= {g.verification.tolerance:g})" for g in m.graphs)}.
 - **Data**: {data_note}
-- **Recipe**: `{config}` (`make train-default`): loss {read_loss(config)}, {steps} steps, then `textsr convert`.
+- **Recipe**: `{config}` (`make train-default`): loss {read_loss(config)}, {steps} steps{shipped}, then `textsr convert`.
 - **Hardware and time**: {platform.machine()} CPU, {os.cpu_count()} cores, Paddle {m.versions.get("paddle", "?")}; {wall / 60:.0f} min of training.
 - **Evaluation**: `textsr eval` on the synthetic test splits ({next(iter(metrics["splits"].values()))["sr"]["images"]} images each);
   PSNR "PaddleOCR's way" averages per-batch-of-16 values, "per image" averages per-image PSNR; recognition by the service's
