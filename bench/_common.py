@@ -133,7 +133,8 @@ def wrk_load(url: str, crop: bytes, connections: int, seconds: float, delay_ms: 
     """Drive ``POST /v1/upscale`` with Debian's ``wrk`` (a C load generator, so the client is not the
     bottleneck): ``connections`` connections, each sending one crop, reading the answer, then waiting
     ``delay_ms``. Returns the status counts, socket errors (connect/read/write/timeout: requests that
-    got no HTTP answer), 503s without ``Retry-After``, and latency percentiles over all answers."""
+    got no HTTP answer; their sum is ``no_answer``), ``ok_200``, ``errors`` (every request that did not get
+    a 200), 503s without ``Retry-After``, and latency percentiles over all answers."""
     import re
     import shutil
     import subprocess
@@ -156,7 +157,17 @@ def wrk_load(url: str, crop: bytes, connections: int, seconds: float, delay_ms: 
     match = re.search(r"^WRKJSON (.*)$", out, re.M)
     if match is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
-    return json.loads(match.group(1))
+    run = json.loads(match.group(1))
+    run["ok_200"] = run["statuses"].get("200", 0)
+    run["no_answer"] = sum(run["socket_errors"].values())
+    run["errors"] = sum(run["statuses"].values()) - run["ok_200"] + run["no_answer"]  # anything but a 200
+    return run
+
+
+def capacity(url: str, crop: bytes, seconds: float) -> tuple[float, dict]:
+    """Crops/s that 16 wrk connections sending back to back get answered with 200, and the wrk run."""
+    run = wrk_load(url, crop, connections=16, seconds=seconds, delay_ms=0)
+    return run["ok_200"] / run["duration_s"], run
 
 
 def png_crop(seed: int = 0) -> bytes:

@@ -23,38 +23,34 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, ServiceProcess, png_crop, table, write_result, wrk_load  # noqa: E402
+from bench._common import ROOT, ServiceProcess, capacity, png_crop, table, write_result, wrk_load  # noqa: E402
+
+
+def scrape(url: str, pattern: str) -> list:
+    """``re.findall`` of ``pattern`` over the lines of the server's /metrics."""
+    import httpx
+
+    return re.findall(pattern, httpx.get(url + "/metrics").text, re.M)
 
 
 def server_counts(url: str) -> dict[str, float]:
     """``textsr_requests_total`` for /v1/upscale by status, read from the server's /metrics."""
-    import httpx
-
-    text = httpx.get(url + "/metrics").text
-    pattern = r'^textsr_requests_total\{endpoint="/v1/upscale",status="(\d+)"\} (\S+)$'
-    return {status: float(v) for status, v in re.findall(pattern, text, re.M)}
+    return {status: float(v) for status, v in scrape(url, r'^textsr_requests_total\{endpoint="/v1/upscale",status="(\d+)"\} (\S+)$')}
 
 
 def wait_drained(url: str, timeout: float = 60) -> float:
     """Seconds until the server has no request in flight (its ``textsr_requests_in_flight`` gauge is 0)."""
     import time
 
-    import httpx
-
     start = time.perf_counter()
     while time.perf_counter() < start + timeout:
-        m = re.search(r"^textsr_requests_in_flight (\S+)$", httpx.get(url + "/metrics").text, re.M)
-        if m is None:
+        gauge = scrape(url, r"^textsr_requests_in_flight (\S+)$")
+        if not gauge:
             raise RuntimeError("the server exports no textsr_requests_in_flight gauge")
-        if float(m.group(1)) == 0:
+        if float(gauge[0]) == 0:
             return time.perf_counter() - start
         time.sleep(0.1)
     raise RuntimeError(f"requests still in flight {timeout:.0f} s after the load stopped")
-
-
-def capacity(url: str, crop: bytes, seconds: float) -> tuple[float, dict]:
-    run = wrk_load(url, crop, connections=16, seconds=seconds, delay_ms=0)
-    return run["statuses"].get("200", 0) / run["duration_s"], run
 
 
 def main() -> None:
@@ -81,20 +77,17 @@ def main() -> None:
         # in-flight limit) before it takes new work: wait for that drain, then measure capacity again.
         drain_s = wait_drained(s.url)
         recovered, rec_run = capacity(s.url, crop, args.probe_seconds)
-        errors_after = sum(v for k, v in rec_run["statuses"].items() if k != "200") + sum(rec_run["socket_errors"].values())
-    st = load["statuses"]
-    no_answer = sum(load["socket_errors"].values())
-    answered = sum(st.values())
+    st, no_answer = load["statuses"], load["no_answer"]
     data = {
         "capacity_crops_per_s": cap, "queue_capacity": queue, "connections": connections, "seconds": args.seconds,
         "offered_req_per_s": load["requests"] / load["duration_s"], "offered_x_capacity": load["requests"] / load["duration_s"] / cap,
-        "sent": load["requests"] + no_answer, "ok_200": st.get("200", 0), "rejected_503": st.get("503", 0),
-        "other_status": answered - st.get("200", 0) - st.get("503", 0), "no_answer": no_answer,
+        "sent": load["requests"] + no_answer, "ok_200": load["ok_200"], "rejected_503": st.get("503", 0),
+        "other_status": load["errors"] - no_answer - st.get("503", 0), "no_answer": no_answer,
         "socket_errors": load["socket_errors"], "503_without_retry_after": load["no_retry_after"],
-        "accepted_goodput_crops_per_s": st.get("200", 0) / load["duration_s"],
+        "accepted_goodput_crops_per_s": load["ok_200"] / load["duration_s"],
         "server_counted": after, "rss_before_mb": rss_before, "peak_rss_mb": peak,
         "p50_ms_all_answers": load["p50_ms"], "p99_ms_all_answers": load["p99_ms"],
-        "drain_after_load_s": drain_s, "recovered_crops_per_s": recovered, "errors_after": errors_after,
+        "drain_after_load_s": drain_s, "recovered_crops_per_s": recovered, "errors_after": rec_run["errors"],
     }
     rows = [[k, f"{v:.1f}" if isinstance(v, float) else v] for k, v in data.items()]
     md = table(["figure", "value"], rows)

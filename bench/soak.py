@@ -17,8 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, ServiceProcess, png_crop, table, write_result, wrk_load  # noqa: E402
-from bench.overload import capacity  # noqa: E402
+from bench._common import ROOT, ServiceProcess, capacity, png_crop, table, write_result, wrk_load  # noqa: E402
 
 
 def main() -> None:
@@ -36,11 +35,9 @@ def main() -> None:
         samples, p99 = [], []
         for _ in range(max(1, round(args.minutes * 60 / args.round_seconds))):
             run = wrk_load(s.url, crop, connections=max(1, round(rate)), seconds=args.round_seconds, delay_ms=1000)
-            ok = run["statuses"].get("200", 0)
-            no_answer = sum(run["socket_errors"].values())
-            totals["sent"] += run["requests"] + no_answer
-            totals["ok_200"] += ok
-            totals["errors"] += sum(run["statuses"].values()) - ok + no_answer
+            totals["sent"] += run["requests"] + run["no_answer"]
+            totals["ok_200"] += run["ok_200"]
+            totals["errors"] += run["errors"]
             samples.append(s.rss_mb()[0])
             p99.append(run["p99_ms"])
             print(f"sent {totals['sent']}, ok {totals['ok_200']}, errors {totals['errors']}, rss {samples[-1]:.0f} MB", flush=True)
