@@ -122,3 +122,19 @@ def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
         "bicubic_residual": bool(transform.get("bicubic_residual", False)),
     }
     return ArchitectureSpec(algorithm, backbone, bool(transform.get("STN", False)), kwargs)
+
+
+def recognizer_width(cfg: dict[str, Any]) -> float:
+    """``Global.recognizer_width``: channel scale of the text-focus recognizer (ours; default 1.0).
+
+    1.0 is PaddleOCR's layout (~62M parameters); the pretraining run and the SR run that loads its
+    weights must use the same value, so both read it here.
+    """
+    raw = (cfg.get("Global") or {}).get("recognizer_width", 1.0)
+    try:
+        width = float(raw if raw is not None else 1.0)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Global.recognizer_width must be a number, got {raw!r}") from None
+    if not 0 < width <= 1 or (1024 * width) % 16:
+        raise ConfigError(f"Global.recognizer_width must be in (0, 1] with 1024 x width a multiple of 16, got {raw!r}")
+    return width

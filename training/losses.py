@@ -53,8 +53,9 @@ def telescope_sequences(labels: list[str]) -> list[list[int]]:
     return [[index[c] for c in filter_label(label)] + [0] for label in labels]
 
 
-def load_stroke_table(path: str | Path = ASSETS / "english_decomposition.txt") -> dict[str, str]:
-    """Character -> stroke code string (digits 1-9; 0 is the end symbol)."""
+def load_stroke_table(path: str | Path | None = None) -> dict[str, str]:
+    """Character -> stroke code string (digits 1-9; 0 is the end symbol); ``None``: our shipped table."""
+    path = path or ASSETS / "english_decomposition.txt"
     table = {}
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -149,7 +150,7 @@ class StrokeFocusLoss(_RecognizerLoss):
 
     def __init__(self, model: nn.Layer, character_dict_path: str | None = None, **_: Any) -> None:
         super().__init__(model)
-        self.table = load_stroke_table(character_dict_path or ASSETS / "english_decomposition.txt")
+        self.table = load_stroke_table(character_dict_path)
         if len(self.recognizer.alphabet) != len(GESTALT_ALPHABET):
             raise ValueError("StrokeFocusLoss needs the stroke recognizer (10 classes); use the TSRN network")
 

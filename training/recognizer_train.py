@@ -5,8 +5,8 @@ The Telescope and Gestalt losses look through a frozen recognizer in PaddleOCR's
 (``transformer`` / ``r34_transformer``). PaddleOCR ships no weights for it that we may use, so we train
 it ourselves: teacher-forced cross entropy on the HR crops and labels of a TextZoom-layout dataset.
 Outputs in ``Global.save_model_dir``: ``recognizer.pdparams`` (bare Transformer keys; the SR trainer
-loads it with ``Global.pretrained_recognizer``), ``recognizer_log.jsonl`` and, for the Telescope
-alphabet, ``confuse.json``: the 62x62 confusion counts (rows: true 0-9A-Za-z, columns: predicted) that
+loads it with ``Global.pretrained_recognizer``), ``recognizer_log.jsonl``, ``recognizer_metrics.json``
+(teacher-forced accuracy on the Eval data) and, for the Telescope alphabet, ``confuse.json``: the 62x62 confusion counts (rows: true 0-9A-Za-z, columns: predicted) that
 TelescopeLoss turns into its weight table.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from training.config import load_config
+from training.config import load_config, recognizer_width
 from training.text import filter_label
 
 CLASSES_62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -44,9 +44,9 @@ class RecognizerTrainer:
         g = cfg.get("Global") or {}
         self.steps = int(g.get("recognizer_steps", 2000))
         self.strokes = architecture(cfg).backbone == "TSRN"
-        self.table = load_stroke_table(s.loss.get("character_dict_path") or None) if self.strokes else None
+        self.table = load_stroke_table(s.loss.get("character_dict_path")) if self.strokes else None
         paddle.seed(s.seed)
-        self.model = Transformer(GESTALT_ALPHABET if self.strokes else TELESCOPE_ALPHABET)
+        self.model = Transformer(GESTALT_ALPHABET if self.strokes else TELESCOPE_ALPHABET, recognizer_width(cfg))
         self.optimizer = paddle.optimizer.Adam(
             learning_rate=float(g.get("recognizer_learning_rate", 1e-4)), parameters=self.model.parameters(),
             grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0),
@@ -101,15 +101,24 @@ class RecognizerTrainer:
                         break
                 epoch += 1
         paddle.save(self.model.state_dict(), str(s.save_dir / "recognizer.pdparams"))
-        result = {"steps": self.step}
-        if not self.strokes and s.eval_dir is not None:
-            matrix, accuracy = self.confusion(s.eval_dir)
-            (s.save_dir / "confuse.json").write_text(json.dumps({"classes": CLASSES_62, "matrix": matrix.tolist()}))
-            result["char_accuracy"] = accuracy
+        result: dict[str, Any] = {"steps": self.step, "width": self.model.width}
+        if s.eval_dir is not None:
+            metrics = self.evaluate(s.eval_dir)
+            matrix = metrics.pop("confusion", None)
+            if matrix is not None:
+                (s.save_dir / "confuse.json").write_text(json.dumps({"classes": CLASSES_62, "matrix": matrix.tolist()}))
+            result.update(metrics)
+        (s.save_dir / "recognizer_metrics.json").write_text(json.dumps(result, indent=2))
         return result
 
-    def confusion(self, eval_dir: Path) -> tuple[np.ndarray, float]:
-        """62x62 counts of (true character, teacher-forced predicted character) on every eval split."""
+    def evaluate(self, eval_dir: Path) -> dict[str, Any]:
+        """Teacher-forced reading of the HR crops of every eval split.
+
+        ``token_accuracy``: share of next-symbol predictions (end symbol included) that are right;
+        ``sequence_accuracy``: share of crops with every symbol right. For the letter recognizer also
+        ``char_accuracy`` (case-insensitive) and ``confusion``, the 62x62 counts (rows: true 0-9A-Za-z,
+        columns: predicted) that TelescopeLoss turns into its weight table.
+        """
         import paddle
 
         from textsr.spec import TELESCOPE_ALPHABET
@@ -117,6 +126,7 @@ class RecognizerTrainer:
         from training.losses import teacher_forcing
 
         matrix = np.zeros((62, 62), np.int64)
+        right = tokens = whole = crops = 0
         self.model.eval()
         for folder in find_lmdbs(eval_dir):
             for _, hr, labels in LMDBDataSetSR(folder).batches(self.settings.batch_size):
@@ -124,15 +134,28 @@ class RecognizerTrainer:
                 with paddle.no_grad():
                     logits, _ = self.model(paddle.to_tensor(hr), paddle.to_tensor(text_input))
                 pred = logits.numpy().argmax(-1)
+                hits = (pred == targets) * mask
+                right, tokens = right + int(hits.sum()), tokens + int(mask.sum())
+                whole, crops = whole + int((hits.sum(1) == mask.sum(1)).sum()), crops + len(labels)
+                if self.strokes:
+                    continue
                 for b, label in enumerate(labels):
                     chars = [c for c in label if c in CLASSES_62 and filter_label(c)]
                     for t, c in enumerate(chars):
                         guess = TELESCOPE_ALPHABET[pred[b, t]] if pred[b, t] else ""
                         if guess:
                             matrix[CLASSES_62.index(c), CLASSES_62.index(guess)] += 1
-        total = matrix.sum()
-        correct = sum(matrix[i, CLASSES_62.index(c.lower())] for i, c in enumerate(CLASSES_62))
-        return matrix, float(correct / total) if total else float("nan")
+        out: dict[str, Any] = {
+            "token_accuracy": right / tokens if tokens else float("nan"),
+            "sequence_accuracy": whole / crops if crops else float("nan"),
+            "eval_crops": crops,
+        }
+        if not self.strokes:
+            total = matrix.sum()
+            correct = sum(matrix[i, CLASSES_62.index(c.lower())] for i, c in enumerate(CLASSES_62))
+            out["char_accuracy"] = float(correct / total) if total else float("nan")
+            out["confusion"] = matrix
+        return out
 
 
 def train_recognizer(config: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from training.config import architecture, load_config
+from training.config import architecture, load_config, recognizer_width
 
 LOSSES_NEEDING_RECOGNIZER = {"TelescopeLoss", "StrokeFocusLoss"}
 
@@ -105,7 +105,8 @@ class Trainer:
         self.world, self.rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
         paddle.seed(s.seed)
         needs_rec = s.loss.get("name") in LOSSES_NEEDING_RECOGNIZER
-        self.model = build_network(self.arch.backbone, stn=self.arch.stn, with_recognizer=needs_rec, **self.arch.kwargs)
+        extra = {"with_recognizer": True, "recognizer_width": recognizer_width(cfg)} if needs_rec else {}
+        self.model = build_network(self.arch.backbone, stn=self.arch.stn, **extra, **self.arch.kwargs)
         self.forward_model = self.model
         if self.world > 1:  # launched by `python -m paddle.distributed.launch --gpus ...`
             paddle.distributed.init_parallel_env()
@@ -118,10 +119,12 @@ class Trainer:
             learning_rate=self._learning_rate(), beta1=s.beta1, beta2=s.beta2, parameters=params, grad_clip=clip
         )
         self.step, self.epoch, self.best = 0, 0, -math.inf
-        if s.pretrained:
-            load_checkpoint(self.model, s.pretrained, drop_training_only=False)
         rec_path = (cfg.get("Global") or {}).get("pretrained_recognizer")
-        if rec_path and needs_rec:
+        # with a recognizer file of its own, SR weights may come without the recognizer (an MSE run's)
+        self.optional = (self.model.recognizer_attr + ".",) if rec_path and needs_rec else ()
+        if s.pretrained:
+            load_checkpoint(self.model, s.pretrained, drop_training_only=False, optional=self.optional)
+        if self.optional:
             load_checkpoint(getattr(self.model, self.model.recognizer_attr), rec_path)
             getattr(self.model, self.model.recognizer_attr).freeze()
         if s.resume:
@@ -167,7 +170,7 @@ class Trainer:
         from training.networks import load_checkpoint
 
         prefix = _ckpt_prefix(Path(path))
-        load_checkpoint(self.model, prefix.with_suffix(".pdparams"), drop_training_only=False)
+        load_checkpoint(self.model, prefix.with_suffix(".pdparams"), drop_training_only=False, optional=self.optional)
         self._load_optimizer_state(paddle.load(str(prefix.with_suffix(".pdopt"))))
         states = json.loads(prefix.with_suffix(".states").read_text())
         self.epoch, self.step, self.best = int(states["epoch"]), int(states["global_step"]), float(states["best_psnr"])

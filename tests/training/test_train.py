@@ -121,8 +121,12 @@ def test_config_errors(repo_root, tmp_path):
 def test_recognizer_pretraining_feeds_the_sr_losses(loss, repo_root, data, tmp_path):
     from training.recognizer_train import RecognizerTrainer
 
-    cfg = config(repo_root, data, tmp_path, loss, "Global.recognizer_steps=2", "Global.recognizer_learning_rate=0.0001")
+    cfg = config(
+        repo_root, data, tmp_path, loss, "Global.recognizer_steps=2", "Global.recognizer_learning_rate=0.0001",
+        "Global.recognizer_width=0.125",
+    )
     rt = RecognizerTrainer(cfg, log=lambda s: None)
+    assert rt.model.width == 0.125
     _, hr, labels = next(rt.data.batches(2))
 
     def current() -> float:
@@ -136,6 +140,8 @@ def test_recognizer_pretraining_feeds_the_sr_losses(loss, repo_root, data, tmp_p
     result = rt.fit()
     out = tmp_path / "out"
     assert (out / "recognizer.pdparams").is_file()
+    assert json.loads((out / "recognizer_metrics.json").read_text()) == result
+    assert 0 <= result["token_accuracy"] <= 1 and 0 <= result["sequence_accuracy"] <= 1 and result["eval_crops"] == 6
     overrides = {"pretrained_recognizer": str(out / "recognizer.pdparams")}
     if loss == "TelescopeLoss":
         table = json.loads((out / "confuse.json").read_text())
@@ -160,3 +166,44 @@ def test_piecewise_learning_rate_survives_resume(repo_root, data, tmp_path):
     assert b.optimizer.get_lr() == pytest.approx(2e-4)
     with pytest.raises(ValueError, match="one more value"):
         Trainer(config(repo_root, data, tmp_path, "MSELoss", *lr[:2], "Optimizer.lr.values=[0.1]"), log=lambda s: None)
+
+
+def test_recognizer_width(repo_root, data, tmp_path):
+    from textsr.spec import GESTALT_ALPHABET
+    from training.config import recognizer_width
+    from training.networks.recognizer import Transformer
+
+    full = sum(int(np.prod(p.shape)) for p in Transformer(GESTALT_ALPHABET).parameters())
+    small = Transformer(GESTALT_ALPHABET, 0.25)
+    assert full > 60e6 and sum(int(np.prod(p.shape)) for p in small.parameters()) < full / 12
+    text = paddle.zeros([2, 5], "int64")
+    logits, attention = small(paddle.rand([2, 3, 32, 128]), text)
+    assert logits.shape == [2, 5, len(GESTALT_ALPHABET)] and attention.shape == [2, 16, 5, 8 * 32]
+    with pytest.raises(ValueError, match="recognizer width"):
+        Transformer(GESTALT_ALPHABET, 0.3)
+    for bad in ("0", "1.5", "0.3", "wide"):
+        with pytest.raises(ConfigError, match="Global.recognizer_width"):
+            recognizer_width(config(repo_root, data, tmp_path, "StrokeFocusLoss", f"Global.recognizer_width={bad}"))
+    assert recognizer_width(config(repo_root, data, tmp_path, "StrokeFocusLoss")) == 1.0
+
+
+def test_text_focus_run_continues_an_mse_checkpoint(repo_root, data, tmp_path):
+    """The ablation's second arm: resume an MSE run's checkpoint (no recognizer keys) with StrokeFocusLoss."""
+    from training.networks import CheckpointMismatch
+    from training.networks.recognizer import Transformer
+
+    mse = Trainer(config(repo_root, data, tmp_path, "MSELoss", "Optimizer.lr.values=[0.00001,0.00001]"), log=lambda s: None)
+    batch = next(mse.data.batches(2))
+    mse.train_step(*batch)
+    ckpt = mse.save("latest")
+    rec = tmp_path / "rec.pdparams"
+    paddle.save(Transformer(mse.model.recognizer_alphabet, 0.125).state_dict(), str(rec))
+    sf = ["Architecture.Transform.bicubic_residual=true", f"Global.checkpoints={ckpt}", "Global.recognizer_width=0.125"]
+    with pytest.raises(CheckpointMismatch, match="r34_transformer"):  # no recognizer file: its keys are required
+        Trainer(config(repo_root, data, tmp_path, "StrokeFocusLoss", *sf), log=lambda s: None)
+    t = Trainer(config(repo_root, data, tmp_path, "StrokeFocusLoss", *sf, f"Global.pretrained_recognizer={rec}"), log=lambda s: None)
+    assert t.step == 1
+    np.testing.assert_array_equal(t.model.block1[0].weight.numpy(), mse.model.block1[0].weight.numpy())
+    assert np.isfinite(t.train_step(*batch)) and t.step == 2
+    with pytest.raises(CheckpointMismatch, match="wrong shape"):  # a recognizer of another width
+        Trainer(config(repo_root, data, tmp_path, "StrokeFocusLoss", *sf[:2], f"Global.pretrained_recognizer={rec}"), log=lambda s: None)

@@ -188,6 +188,7 @@ class SRBackbone(nn.Layer):
         lr_size: tuple[int, int] = (16, 64),
         with_recognizer: bool = False,
         bicubic_residual: bool = False,
+        recognizer_width: float = 1.0,
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
@@ -221,7 +222,7 @@ class SRBackbone(nn.Layer):
         if with_recognizer:  # training only: the frozen recognizer the text-focus losses look through
             from training.networks.recognizer import Transformer
 
-            recognizer = Transformer(alphabet=self.recognizer_alphabet)
+            recognizer = Transformer(alphabet=self.recognizer_alphabet, width=recognizer_width)
             recognizer.freeze()
             self.add_sublayer(self.recognizer_attr, recognizer)
 

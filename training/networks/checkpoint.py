@@ -40,17 +40,21 @@ def _shape(value: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in (value.shape if hasattr(value, "shape") else np.shape(value)))
 
 
-def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Layer, drop_training_only: bool = True) -> dict:
+def checkpoint_filter_fn(
+    state_dict: Mapping[str, Any], model: nn.Layer, drop_training_only: bool = True, optional: tuple[str, ...] = ()
+) -> dict:
     """Return ``state_dict`` rewritten to ``model``'s key names, checking every key and shape.
 
     Args:
         state_dict: a PaddleOCR ``.pdparams`` dict, bare or prefixed (``transform.``) or wrapped.
         model: the network the weights are for.
         drop_training_only: drop STN and recognizer keys that ``model`` was built without
-            (an export model has neither). Keys that ``model`` has are always required.
+            (an export model has neither). Keys that ``model`` has are required, except:
+        optional: prefixes of ``model``'s keys that may be absent (left as they are), e.g. the
+            recognizer's when its weights come from a file of their own.
 
     Returns:
-        A new dict with exactly the keys of ``model.state_dict()``.
+        A new dict with the keys of ``model.state_dict()`` (all but absent optional ones).
 
     Raises:
         CheckpointMismatch: listing missing, unexpected and wrongly shaped keys.
@@ -69,7 +73,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Layer, drop_tr
     out = {strip(key): value for key, value in state_dict.items()}
     if drop_training_only:
         out = {k: v for k, v in out.items() if k in target or not k.startswith(TRAINING_ONLY)}
-    missing = sorted(set(target) - set(out))
+    missing = sorted(k for k in set(target) - set(out) if not (optional and k.startswith(optional)))
     unexpected = sorted(set(out) - set(target))
     wrong = sorted(
         f"{k} {list(_shape(out[k]))} != {list(_shape(target[k]))}"
@@ -81,7 +85,9 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Layer, drop_tr
     return out
 
 
-def load_checkpoint(model: nn.Layer, path: str | Path, drop_training_only: bool = True) -> nn.Layer:
+def load_checkpoint(
+    model: nn.Layer, path: str | Path, drop_training_only: bool = True, optional: tuple[str, ...] = ()
+) -> nn.Layer:
     """Load a ``.pdparams`` file into ``model`` strictly (see :func:`checkpoint_filter_fn`)."""
     path = Path(path)
     if not path.is_file():
@@ -93,7 +99,7 @@ def load_checkpoint(model: nn.Layer, path: str | Path, drop_training_only: bool 
     if not isinstance(state, Mapping):
         raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a parameter dict")
     try:
-        filtered = checkpoint_filter_fn(state, model, drop_training_only)
+        filtered = checkpoint_filter_fn(state, model, drop_training_only, optional)
     except CheckpointMismatch as exc:
         raise CheckpointMismatch(exc.missing, exc.unexpected, exc.wrong_shape, source=str(path)) from None
     model.set_state_dict(filtered)

@@ -48,26 +48,31 @@ def _make_layer(inplanes: int, planes: int, blocks: int) -> nn.Sequential:
 
 
 class ResNet(nn.Layer):
-    """Encoder CNN: two pooled stems, then four residual stages (1, 2, 5, 3 blocks)."""
+    """Encoder CNN: two pooled stems, then four residual stages (1, 2, 5, 3 blocks).
 
-    def __init__(self, num_in: int = 1, layers: tuple[int, int, int, int] = (1, 2, 5, 3)) -> None:
+    ``width`` scales every channel count (1.0 is PaddleOCR's layout; the output has ``1024 * width``
+    channels).
+    """
+
+    def __init__(self, num_in: int = 1, layers: tuple[int, int, int, int] = (1, 2, 5, 3), width: float = 1.0) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2D(num_in, 64, kernel_size=3, padding=1)
-        self.bn1 = _bn(64)
-        self.conv2 = nn.Conv2D(64, 128, kernel_size=3, padding=1)
-        self.bn2 = _bn(128)
-        self.layer1 = _make_layer(128, 256, layers[0])
-        self.layer1_conv = nn.Conv2D(256, 256, 3, 1, 1)
-        self.layer1_bn = _bn(256)
-        self.layer2 = _make_layer(256, 256, layers[1])
-        self.layer2_conv = nn.Conv2D(256, 256, 3, 1, 1)
-        self.layer2_bn = _bn(256)
-        self.layer3 = _make_layer(256, 512, layers[2])
-        self.layer3_conv = nn.Conv2D(512, 512, 3, 1, 1)
-        self.layer3_bn = _bn(512)
-        self.layer4 = _make_layer(512, 512, layers[3])
-        self.layer4_conv2 = nn.Conv2D(512, 1024, 3, 1, 1)
-        self.layer4_conv2_bn = _bn(1024)
+        c64, c128, c256, c512, c1024 = (int(n * width) for n in (64, 128, 256, 512, 1024))
+        self.conv1 = nn.Conv2D(num_in, c64, kernel_size=3, padding=1)
+        self.bn1 = _bn(c64)
+        self.conv2 = nn.Conv2D(c64, c128, kernel_size=3, padding=1)
+        self.bn2 = _bn(c128)
+        self.layer1 = _make_layer(c128, c256, layers[0])
+        self.layer1_conv = nn.Conv2D(c256, c256, 3, 1, 1)
+        self.layer1_bn = _bn(c256)
+        self.layer2 = _make_layer(c256, c256, layers[1])
+        self.layer2_conv = nn.Conv2D(c256, c256, 3, 1, 1)
+        self.layer2_bn = _bn(c256)
+        self.layer3 = _make_layer(c256, c512, layers[2])
+        self.layer3_conv = nn.Conv2D(c512, c512, 3, 1, 1)
+        self.layer3_bn = _bn(c512)
+        self.layer4 = _make_layer(c512, c512, layers[3])
+        self.layer4_conv2 = nn.Conv2D(c512, c1024, 3, 1, 1)
+        self.layer4_conv2_bn = _bn(c1024)
         self.pool = nn.MaxPool2D(2, 2)
         self.relu = nn.ReLU()
 
@@ -83,9 +88,9 @@ class ResNet(nn.Layer):
 class Encoder(nn.Layer):
     """Holds the CNN under the name ``cnn`` (checkpoint layout)."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        self.cnn = ResNet()
+        self.cnn = ResNet(width=width)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.cnn(x)
@@ -94,14 +99,14 @@ class Encoder(nn.Layer):
 class Decoder(nn.Layer):
     """Masked self-attention over the text, attention from text to image, feed-forward."""
 
-    def __init__(self) -> None:
+    def __init__(self, d_model: int = 1024) -> None:
         super().__init__()
-        self.mask_multihead = MultiHeadedAttention(h=16, d_model=1024, dropout=0.1)
-        self.mul_layernorm1 = LayerNorm(1024)
-        self.multihead = MultiHeadedAttention(h=16, d_model=1024, dropout=0.1)
-        self.mul_layernorm2 = LayerNorm(1024)
-        self.pff = PositionwiseFeedForward(1024, 2048)
-        self.mul_layernorm3 = LayerNorm(1024)
+        self.mask_multihead = MultiHeadedAttention(h=16, d_model=d_model, dropout=0.1)
+        self.mul_layernorm1 = LayerNorm(d_model)
+        self.multihead = MultiHeadedAttention(h=16, d_model=d_model, dropout=0.1)
+        self.mul_layernorm2 = LayerNorm(d_model)
+        self.pff = PositionwiseFeedForward(d_model, 2 * d_model)
+        self.mul_layernorm3 = LayerNorm(d_model)
 
     def forward(self, text: paddle.Tensor, image: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
         length = text.shape[1]
@@ -155,16 +160,22 @@ class Transformer(nn.Layer):
 
     ``text_input`` holds class indices, teacher-forced: position 0 is 0 (start/blank) and position
     ``t`` is the label's character ``t-1``. RGB input is turned to grey with BT.601 weights.
+
+    ``width`` scales every layer's channels: 1.0 is PaddleOCR's ~62M-parameter layout, the one its
+    checkpoints hold; 0.25 (~4M parameters, ~16x fewer FLOPs) is what 2 CPU cores can pretrain.
     """
 
-    def __init__(self, alphabet: str) -> None:
+    def __init__(self, alphabet: str, width: float = 1.0) -> None:
         super().__init__()
-        self.alphabet = alphabet
-        self.embedding_word_with_upperword = Embeddings(512, len(alphabet))
-        self.pe = PositionalEncoding(dim=512, max_len=5000)
-        self.encoder = Encoder()
-        self.decoder = Decoder()
-        self.generator_word_with_upperword = Generator(1024, len(alphabet))
+        if not 0 < width <= 1 or (1024 * width) % 16:
+            raise ValueError(f"recognizer width must be in (0, 1] with 1024 * width a multiple of 16, got {width}")
+        d_model = int(1024 * width)
+        self.alphabet, self.width = alphabet, width
+        self.embedding_word_with_upperword = Embeddings(d_model // 2, len(alphabet))
+        self.pe = PositionalEncoding(dim=d_model // 2, max_len=5000)
+        self.encoder = Encoder(width)
+        self.decoder = Decoder(d_model)
+        self.generator_word_with_upperword = Generator(d_model, len(alphabet))
         for p in self.parameters():
             if p.ndim > 1:
                 nn.initializer.XavierNormal()(p)
