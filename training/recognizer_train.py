@@ -95,6 +95,7 @@ class RecognizerTrainer:
                     bar.update(1)
                     if self.step % s.print_every == 0:
                         fh.write(json.dumps({"step": self.step, "loss": float(np.mean(recent))}) + "\n")
+                        fh.flush()
                         bar.set_postfix(loss=f"{np.mean(recent):.3f}")
                         recent.clear()
                     if self.step >= self.steps:

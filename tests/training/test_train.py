@@ -137,6 +137,7 @@ def test_recognizer_pretraining_feeds_the_sr_losses(loss, repo_root, data, tmp_p
     for _ in range(3):
         rt.train_step(hr, labels)
     assert current() < before
+    assert np.abs(rt.model.encoder.cnn.bn1._mean.numpy()).max() > 0  # BN learnt statistics while pretraining
     result = rt.fit()
     out = tmp_path / "out"
     assert (out / "recognizer.pdparams").is_file()

@@ -18,7 +18,12 @@ from training.networks.blocks import LayerNorm, MultiHeadedAttention, Positionwi
 
 
 def _bn(channels: int) -> nn.BatchNorm2D:
-    return nn.BatchNorm2D(channels, use_global_stats=True)
+    """Batch statistics while pretraining (train mode), running statistics once frozen (eval mode).
+
+    PaddleOCR builds these with ``use_global_stats=True``: right for its frozen, already trained
+    recognizer, but pretraining from scratch would then never normalise (mean 0 / variance 1 forever).
+    """
+    return nn.BatchNorm2D(channels)
 
 
 class BasicBlock(nn.Layer):
