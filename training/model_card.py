@@ -1,4 +1,4 @@
-"""Write ``MODEL_CARD.md`` for a converted model from its training log, eval metrics and manifest."""
+"""Write ``MODEL_CARD.md`` for a converted model from its training log, eval metrics, manifest and ablation."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ from typing import Any
 
 from textsr.manifest import read_manifest
 
+TABLE_HEAD = (
+    "| {first} | PSNR dB PaddleOCR's way, bicubic / SR (gain) | PSNR dB per image, bicubic / SR | SSIM bicubic / SR (gain)"
+    " | recognition accuracy % bicubic / SR / HR (gain) |"
+)
+TABLE_RULE = "| --- | --- | --- | --- | --- |"
 
-def _row(name: str, split: dict[str, Any]) -> str:
+
+def metrics_row(name: str, split: dict[str, Any]) -> str:
     sr, bic = split["sr"], split["bicubic"]
     acc = split.get("accuracy", {})
     cells = [
@@ -40,11 +46,12 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config
     best = train_dir / "best_accuracy.states"
     best_step = json.loads(best.read_text()).get("global_step") if best.is_file() else None
     shipped = f" (shipped: the best evaluated checkpoint, step {best_step})" if best_step is not None else ""
-    head = "| split | PSNR dB PaddleOCR's way, bicubic / SR (gain) | PSNR dB per image, bicubic / SR | SSIM bicubic / SR (gain) | recognition accuracy % bicubic / SR / HR (gain) |"
-    table = [head, "| --- | --- | --- | --- | --- |"]
-    table += [_row(name, split) for name, split in metrics["splits"].items()]
+    table = [TABLE_HEAD.format(first="split"), TABLE_RULE]
+    table += [metrics_row(name, split) for name, split in metrics["splits"].items()]
     avg = {"sr": metrics["average"]["sr"], "bicubic": metrics["average"]["bicubic"], "accuracy": metrics["average"].get("accuracy", {})}
-    table.append(_row("**average**", avg))
+    table.append(metrics_row("**average**", avg))
+    ablation_file = model_dir / "ablation.md"
+    ablation = ablation_file.read_text() if ablation_file.is_file() else ""
     text = f"""# Model card: {m.name}
 
 - **Architecture**: {m.backbone} (PaddleOCR's Text {m.algorithm} backbone), PaddleOCR parameter layout; exported SR path only
@@ -64,6 +71,7 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config
 {"![training loss and eval PSNR/SSIM, SR vs bicubic](training_curves.png)" if (model_dir / "training_curves.png").is_file() else ""}
 
 {extra}
+{ablation}
 """
     path = model_dir / "MODEL_CARD.md"
     path.write_text(text)

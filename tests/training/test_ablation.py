@@ -1,0 +1,87 @@
+"""The ablation table is computed from each arm's own metrics.json, and the model card carries it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def _arm(tmp_path, repo_root, name, sr_accuracy):
+    metrics = json.loads((repo_root / "models/gestalt-tsrn-synth/metrics.json").read_text())
+    metrics = copy.deepcopy(metrics)
+    for split in metrics["splits"].values():
+        split["accuracy"]["sr"] = sr_accuracy
+    metrics["average"]["accuracy"]["sr"] = sr_accuracy
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder, metrics
+
+
+def test_table_and_summary_from_the_arms(tmp_path, repo_root):
+    from training.ablation import build
+
+    a, ma = _arm(tmp_path, repo_root, "a", 0.50)
+    b, _ = _arm(tmp_path, repo_root, "b", 0.70)
+    rec = tmp_path / "recognizer_metrics.json"
+    rec.write_text(json.dumps({"steps": 1000, "width": 0.25, "token_accuracy": 0.8, "sequence_accuracy": 0.3, "eval_crops": 900}))
+    text, summary = build([f"MSE only={a}", f"StrokeFocusLoss={b}"], rec, "Both arms start from step 2000.")
+    bic = ma["average"]["accuracy"]["bicubic"]
+    assert summary["arms"]["StrokeFocusLoss"]["recognition_gain_points"] == pytest.approx(100 * (0.70 - bic))
+    assert summary["arms"]["MSE only"]["recognition_gain_points_per_split"]["hard"] == pytest.approx(
+        100 * (0.50 - ma["splits"]["hard"]["accuracy"]["bicubic"]))
+    assert f"({100 * (0.70 - bic):+.1f})" in text and "Both arms start from step 2000." in text
+    assert text.index("MSE only") < text.index("StrokeFocusLoss")
+    assert "width 0.25, 1000 pretraining steps" in text and "80.0% of symbols" in text
+    with pytest.raises(ValueError, match="LABEL=DIR"):
+        build(["no-equals-sign"])
+    with pytest.raises(FileNotFoundError, match="textsr eval"):
+        build([f"x={tmp_path / 'missing'}"])
+
+
+def test_cli_writes_files_that_the_card_includes(tmp_path, repo_root, model_dir_any):
+    from training.model_card import write_card
+
+    a, _ = _arm(tmp_path, repo_root, "a", 0.40)
+    model = tmp_path / "model"
+    shutil.copytree(model_dir_any, model)
+    subprocess.run([sys.executable, "-m", "training.ablation", "--arm", f"only arm={a}", "--out", str(model)], check=True,
+                   cwd=repo_root, capture_output=True)
+    assert json.loads((model / "ablation.json").read_text())["arms"]["only arm"]["ssim_gain"] > 0
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_log.jsonl").write_text(json.dumps({"step": 1, "loss": 0.1, "time_s": 1.0}) + "\n")
+    metrics = json.loads((a / "metrics.json").read_text())
+    card = write_card(model, metrics, run, repo_root / "training/configs/default_tsrn.yml", "synthetic.").read_text()
+    assert "## Ablation" in card and "| only arm |" in card
+
+
+@pytest.mark.slow
+def test_make_ablation_run_end_to_end(tmp_path, repo_root):
+    """`make ablation-run` at toy size: recognizer pretraining, both arms, convert, eval, the table."""
+    from pathlib import Path
+
+    from training.data.synth import generate
+
+    data = tmp_path / "data"
+    generate(data, train=16, test=2, seed=3, progress=False)
+    venv = Path(sys.executable).parent.parent
+    out = tmp_path / "card"
+    subprocess.run(
+        ["make", "-s", "-C", str(repo_root), "ablation-run", f"VENV={venv}", f"ABLATION={tmp_path / 'runs'}",
+         f"ABLATION_DATA={data}", f"ABLATION_OUT={out}", "ABLATION_STEPS=2", "RECOGNIZER_STEPS=2"],
+        check=True, capture_output=True, timeout=900,
+    )
+    summary = json.loads((out / "ablation.json").read_text())
+    assert list(summary["arms"]) == ["pixel MSE", "StrokeFocusLoss"]
+    assert summary["recognizer"]["steps"] == 2 and summary["recognizer"]["width"] == 0.25
+    for arm in ("mse", "stroke"):
+        states = json.loads((tmp_path / "runs" / arm / "latest.states").read_text())
+        assert states["global_step"] == 2
+        assert (tmp_path / "runs" / arm / "model" / "metrics.json").is_file()
+    assert "for 2 steps of batch 8" in (out / "ablation.md").read_text()
