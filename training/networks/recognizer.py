@@ -66,28 +66,23 @@ class ResNet(nn.Layer):
         self.bn1 = _bn(c64)
         self.conv2 = nn.Conv2D(c64, c128, kernel_size=3, padding=1)
         self.bn2 = _bn(c128)
-        self.layer1 = _make_layer(c128, c256, layers[0])
-        self.layer1_conv = nn.Conv2D(c256, c256, 3, 1, 1)
-        self.layer1_bn = _bn(c256)
-        self.layer2 = _make_layer(c256, c256, layers[1])
-        self.layer2_conv = nn.Conv2D(c256, c256, 3, 1, 1)
-        self.layer2_bn = _bn(c256)
-        self.layer3 = _make_layer(c256, c512, layers[2])
-        self.layer3_conv = nn.Conv2D(c512, c512, 3, 1, 1)
-        self.layer3_bn = _bn(c512)
-        self.layer4 = _make_layer(c512, c512, layers[3])
-        self.layer4_conv2 = nn.Conv2D(c512, c1024, 3, 1, 1)
-        self.layer4_conv2_bn = _bn(c1024)
+        # four stages: residual blocks, then conv + BN (PaddleOCR's names; the last is ``layer4_conv2``)
+        self.stages = []
+        for i, (cin, cout, cend) in enumerate(((c128, c256, c256), (c256, c256, c256), (c256, c512, c512), (c512, c512, c1024)), 1):
+            conv, bn = ("layer4_conv2", "layer4_conv2_bn") if i == 4 else (f"layer{i}_conv", f"layer{i}_bn")
+            self.add_sublayer(f"layer{i}", _make_layer(cin, cout, layers[i - 1]))
+            self.add_sublayer(conv, nn.Conv2D(cout, cend, 3, 1, 1))
+            self.add_sublayer(bn, _bn(cend))
+            self.stages.append((f"layer{i}", conv, bn))
         self.pool = nn.MaxPool2D(2, 2)
         self.relu = nn.ReLU()
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.pool(self.relu(self.bn1(self.conv1(x))))
         x = self.pool(self.relu(self.bn2(self.conv2(x))))
-        x = self.relu(self.layer1_bn(self.layer1_conv(self.layer1(x))))
-        x = self.relu(self.layer2_bn(self.layer2_conv(self.layer2(x))))
-        x = self.relu(self.layer3_bn(self.layer3_conv(self.layer3(x))))
-        return self.relu(self.layer4_conv2_bn(self.layer4_conv2(self.layer4(x))))
+        for blocks, conv, bn in self.stages:
+            x = self.relu(getattr(self, bn)(getattr(self, conv)(getattr(self, blocks)(x))))
+        return x
 
 
 class Encoder(nn.Layer):
