@@ -48,7 +48,8 @@ def build(arms: list[str], recognizer: Path | None = None, note: str = "") -> tu
         rec = json.loads(Path(recognizer).read_text())
         summary["recognizer"] = rec
         lines += ["", f"Recognizer the text-focus arm looks through: width {rec['width']:g}, {rec['steps']} pretraining steps; "
-                  f"teacher-forced on the HR test crops: {100 * rec['token_accuracy']:.1f}% of symbols, "
+                  f"teacher-forced on the HR test crops: {100 * rec['token_accuracy']:.1f}% of symbols "
+                  f"({100 * rec['token_accuracy_without_image']:.1f}% from blank crops, i.e. without reading), "
                   f"{100 * rec['sequence_accuracy']:.1f}% of whole sequences right ({rec['eval_crops']} crops)."]
     return "\n".join(lines) + "\n", summary
 

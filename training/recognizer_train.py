@@ -116,7 +116,10 @@ class RecognizerTrainer:
         """Teacher-forced reading of the HR crops of every eval split.
 
         ``token_accuracy``: share of next-symbol predictions (end symbol included) that are right;
-        ``sequence_accuracy``: share of crops with every symbol right. For the letter recognizer also
+        ``sequence_accuracy``: share of crops with every symbol right; ``token_accuracy_without_image``:
+        the same guesses from blank crops (each image replaced by its mean), i.e. what the decoder's
+        language model alone gets right; the gap to ``token_accuracy`` is what reading adds. For the
+        letter recognizer also
         ``char_accuracy`` (case-insensitive) and ``confusion``, the 62x62 counts (rows: true 0-9A-Za-z,
         columns: predicted) that TelescopeLoss turns into its weight table.
         """
@@ -127,16 +130,21 @@ class RecognizerTrainer:
         from training.losses import teacher_forcing
 
         matrix = np.zeros((62, 62), np.int64)
-        right = tokens = whole = crops = 0
+        right = blind = tokens = whole = crops = 0
         self.model.eval()
+
+        def predict(images: np.ndarray, text_input: np.ndarray) -> np.ndarray:
+            with paddle.no_grad():
+                return self.model(paddle.to_tensor(images), paddle.to_tensor(text_input))[0].numpy().argmax(-1)
+
         for folder in find_lmdbs(eval_dir):
             for _, hr, labels in LMDBDataSetSR(folder).batches(self.settings.batch_size):
                 text_input, targets, mask = teacher_forcing(self.sequences(labels))
-                with paddle.no_grad():
-                    logits, _ = self.model(paddle.to_tensor(hr), paddle.to_tensor(text_input))
-                pred = logits.numpy().argmax(-1)
+                pred = predict(hr, text_input)
                 hits = (pred == targets) * mask
                 right, tokens = right + int(hits.sum()), tokens + int(mask.sum())
+                flat = np.broadcast_to(hr.mean(axis=(1, 2, 3), keepdims=True), hr.shape).astype(np.float32)
+                blind += int(((predict(flat, text_input) == targets) * mask).sum())
                 whole, crops = whole + int((hits.sum(1) == mask.sum(1)).sum()), crops + len(labels)
                 if self.strokes:
                     continue
@@ -148,6 +156,7 @@ class RecognizerTrainer:
                             matrix[CLASSES_62.index(c), CLASSES_62.index(guess)] += 1
         out: dict[str, Any] = {
             "token_accuracy": right / tokens if tokens else float("nan"),
+            "token_accuracy_without_image": blind / tokens if tokens else float("nan"),
             "sequence_accuracy": whole / crops if crops else float("nan"),
             "eval_crops": crops,
         }

@@ -29,7 +29,7 @@ def test_table_and_summary_from_the_arms(tmp_path, repo_root):
     a, ma = _arm(tmp_path, repo_root, "a", 0.50)
     b, _ = _arm(tmp_path, repo_root, "b", 0.70)
     rec = tmp_path / "recognizer_metrics.json"
-    rec.write_text(json.dumps({"steps": 1000, "width": 0.25, "token_accuracy": 0.8, "sequence_accuracy": 0.3, "eval_crops": 900}))
+    rec.write_text(json.dumps({"steps": 1000, "width": 0.25, "token_accuracy": 0.8, "token_accuracy_without_image": 0.5, "sequence_accuracy": 0.3, "eval_crops": 900}))
     text, summary = build([f"MSE only={a}", f"StrokeFocusLoss={b}"], rec, "Both arms start from step 2000.")
     bic = ma["average"]["accuracy"]["bicubic"]
     assert summary["arms"]["StrokeFocusLoss"]["recognition_gain_points"] == pytest.approx(100 * (0.70 - bic))
@@ -37,7 +37,7 @@ def test_table_and_summary_from_the_arms(tmp_path, repo_root):
         100 * (0.50 - ma["splits"]["hard"]["accuracy"]["bicubic"]))
     assert f"({100 * (0.70 - bic):+.1f})" in text and "Both arms start from step 2000." in text
     assert text.index("MSE only") < text.index("StrokeFocusLoss")
-    assert "width 0.25, 1000 pretraining steps" in text and "80.0% of symbols" in text
+    assert "width 0.25, 1000 pretraining steps" in text and "80.0% of symbols (50.0% from blank crops" in text
     with pytest.raises(ValueError, match="LABEL=DIR"):
         build(["no-equals-sign"])
     with pytest.raises(FileNotFoundError, match="textsr eval"):
