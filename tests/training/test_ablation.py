@@ -79,7 +79,7 @@ def test_make_ablation_run_end_to_end(tmp_path, repo_root):
     )
     summary = json.loads((out / "ablation.json").read_text())
     assert list(summary["arms"]) == ["pixel MSE", "StrokeFocusLoss"]
-    assert summary["recognizer"]["steps"] == 2 and summary["recognizer"]["width"] == 0.25
+    assert summary["recognizer"]["steps"] == 2 and summary["recognizer"]["width"] == 0.125
     for arm in ("mse", "stroke"):
         states = json.loads((tmp_path / "runs" / arm / "latest.states").read_text())
         assert states["global_step"] == 2
