@@ -26,32 +26,47 @@ def _arm(spec: str) -> tuple[str, Path]:
 
 
 def build(arms: list[str], recognizer: Path | None = None, note: str = "") -> tuple[str, dict[str, Any]]:
-    """Return (Markdown, JSON summary) for the arms, in the order given."""
-    results = {label: json.loads(path.read_text()) for label, path in map(_arm, arms)}
-    splits = sorted({s for m in results.values() for s in m["splits"]})
-    lines = ["## Ablation", "", *([note, ""] if note else []), TABLE_HEAD.format(first="arm (average of splits)"), TABLE_RULE]
-    lines += [metrics_row(label, m["average"]) for label, m in results.items()]
-    lines += ["", "| arm | " + " | ".join(f"{s}: SR - bicubic recognition (points)" for s in splits) + " |",
-              "| --- |" + " --- |" * len(splits)]
-    summary: dict[str, Any] = {"arms": {}}
-    for label, m in results.items():
-        gains = {s: 100 * (m["splits"][s]["accuracy"]["sr"] - m["splits"][s]["accuracy"]["bicubic"]) for s in splits if s in m["splits"]}
-        lines.append(f"| {label} | " + " | ".join(f"{gains[s]:+.1f}" if s in gains else "" for s in splits) + " |")
+    """Return (Markdown, JSON summary) for the arms, in the order given.
+
+    The summary holds every input (each arm's full metrics, the recognizer's, the note), so
+    :func:`render` rebuilds the same Markdown from the JSON alone.
+    """
+    summary: dict[str, Any] = {"note": note, "arms": {}}
+    for label, path in map(_arm, arms):
+        m = json.loads(path.read_text())
         avg = m["average"]
         summary["arms"][label] = {
             "psnr_gain_db": avg["sr"]["psnr_paddleocr"] - avg["bicubic"]["psnr_paddleocr"],
             "ssim_gain": avg["sr"]["ssim"] - avg["bicubic"]["ssim"],
             "recognition_gain_points": 100 * (avg["accuracy"]["sr"] - avg["accuracy"]["bicubic"]),
-            "recognition_gain_points_per_split": gains,
+            "recognition_gain_points_per_split": {
+                s: 100 * (v["accuracy"]["sr"] - v["accuracy"]["bicubic"]) for s, v in m["splits"].items()
+            },
+            "metrics": m,
         }
     if recognizer is not None:
-        rec = json.loads(Path(recognizer).read_text())
-        summary["recognizer"] = rec
+        summary["recognizer"] = json.loads(Path(recognizer).read_text())
+    return render(summary), summary
+
+
+def render(summary: dict[str, Any]) -> str:
+    """The Markdown section of a summary written by :func:`build`."""
+    arms, note = summary["arms"], summary.get("note", "")
+    splits = sorted({s for a in arms.values() for s in a["recognition_gain_points_per_split"]})
+    lines = ["## Ablation", "", *([note, ""] if note else []), TABLE_HEAD.format(first="arm (average of splits)"), TABLE_RULE]
+    lines += [metrics_row(label, a["metrics"]["average"]) for label, a in arms.items()]
+    lines += ["", "| arm | " + " | ".join(f"{s}: SR - bicubic recognition (points)" for s in splits) + " |",
+              "| --- |" + " --- |" * len(splits)]
+    for label, a in arms.items():
+        gains = a["recognition_gain_points_per_split"]
+        lines.append(f"| {label} | " + " | ".join(f"{gains[s]:+.1f}" if s in gains else "" for s in splits) + " |")
+    rec = summary.get("recognizer")
+    if rec is not None:
         lines += ["", f"Recognizer the text-focus arm looks through: width {rec['width']:g}, {rec['steps']} pretraining steps; "
                   f"teacher-forced on the HR test crops: {100 * rec['token_accuracy']:.1f}% of symbols "
                   f"({100 * rec['token_accuracy_without_image']:.1f}% from blank crops, i.e. without reading), "
                   f"{100 * rec['sequence_accuracy']:.1f}% of whole sequences right ({rec['eval_crops']} crops)."]
-    return "\n".join(lines) + "\n", summary
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

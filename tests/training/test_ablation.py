@@ -24,7 +24,7 @@ def _arm(tmp_path, repo_root, name, sr_accuracy):
 
 
 def test_table_and_summary_from_the_arms(tmp_path, repo_root):
-    from training.ablation import build
+    from training.ablation import build, render
 
     a, ma = _arm(tmp_path, repo_root, "a", 0.50)
     b, _ = _arm(tmp_path, repo_root, "b", 0.70)
@@ -38,6 +38,7 @@ def test_table_and_summary_from_the_arms(tmp_path, repo_root):
     assert f"({100 * (0.70 - bic):+.1f})" in text and "Both arms start from step 2000." in text
     assert text.index("MSE only") < text.index("StrokeFocusLoss")
     assert "width 0.25, 1000 pretraining steps" in text and "80.0% of symbols (50.0% from blank crops" in text
+    assert render(json.loads(json.dumps(summary))) == text
     with pytest.raises(ValueError, match="LABEL=DIR"):
         build(["no-equals-sign"])
     with pytest.raises(FileNotFoundError, match="textsr eval"):
@@ -59,6 +60,24 @@ def test_cli_writes_files_that_the_card_includes(tmp_path, repo_root, model_dir_
     metrics = json.loads((a / "metrics.json").read_text())
     card = write_card(model, metrics, run, repo_root / "training/configs/default_tsrn.yml", "synthetic.").read_text()
     assert "## Ablation" in card and "| only arm |" in card
+
+
+def test_shipped_ablation_is_its_json_and_in_the_card(repo_root):
+    """The committed table is rendered from the committed inputs, shows the numbers the notes quote, and the card has it."""
+    from training.ablation import render
+
+    folder = repo_root / "models/gestalt-tsrn-synth"
+    summary = json.loads((folder / "ablation.json").read_text())
+    text = (folder / "ablation.md").read_text()
+    assert render(summary) == text
+    assert text in (folder / "MODEL_CARD.md").read_text()
+    arms = summary["arms"]
+    for arm in arms.values():
+        avg = arm["metrics"]["average"]
+        assert arm["recognition_gain_points"] == pytest.approx(100 * (avg["accuracy"]["sr"] - avg["accuracy"]["bicubic"]))
+    notes = (repo_root / "training/configs/default_tsrn_notes.md").read_text()
+    diff = arms["StrokeFocusLoss"]["recognition_gain_points"] - arms["pixel MSE"]["recognition_gain_points"]
+    assert f"recognition +{diff:.1f} points against the pixel-MSE arm" in notes
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ def test_card_reads_steps_time_best_step_and_metrics(tmp_path, model_dir_any, re
 
     model = tmp_path / "model"
     shutil.copytree(model_dir_any, model)
+    (model / "ablation.md").unlink(missing_ok=True)  # the ablation section comes last; tested in test_ablation.py
     metrics = json.loads((repo_root / "models/gestalt-tsrn-synth/metrics.json").read_text())
     run = tmp_path / "run"
     run.mkdir()
