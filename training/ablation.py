@@ -9,6 +9,7 @@ whole experiment; the model card includes the table.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ def render(summary: dict[str, Any]) -> str:
     for label, a in arms.items():
         gains = a["recognition_gain_points_per_split"]
         lines.append(f"| {label} | " + " | ".join(f"{gains[s]:+.1f}" if s in gains else "" for s in splits) + " |")
+    lines += _paired(arms)
     rec = summary.get("recognizer")
     if rec is not None:
         lines += ["", f"Recognizer the text-focus arm looks through: width {rec['width']:g}, {rec['steps']} pretraining steps; "
@@ -67,6 +69,39 @@ def render(summary: dict[str, Any]) -> str:
                   f"({100 * rec['token_accuracy_without_image']:.1f}% from blank crops, i.e. without reading), "
                   f"{100 * rec['sequence_accuracy']:.1f}% of whole sequences right ({rec['eval_crops']} crops)."]
     return "\n".join(lines) + "\n"
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar test: p-value of ``only_a`` vs ``only_b`` discordant pairs under p = 1/2."""
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def _paired(arms: dict[str, Any]) -> list[str]:
+    """Each arm against the first on the same crops: who reads which SR crops, and McNemar's p."""
+    labels = list(arms)
+
+    def hits(label: str) -> str | None:
+        splits = arms[label]["metrics"]["splits"]
+        if not all("correct" in v for v in splits.values()):
+            return None
+        return "".join(splits[s]["correct"]["sr"] for s in sorted(splits))
+
+    base = hits(labels[0]) if labels else None
+    lines = []
+    for label in labels[1:]:
+        other = hits(label)
+        if base is None or other is None or len(other) != len(base):
+            continue
+        only_other = sum(a == "0" and b == "1" for a, b in zip(base, other))
+        only_base = sum(a == "1" and b == "0" for a, b in zip(base, other))
+        lines.append(
+            f"Paired on the same {len(base)} crops: {label} reads {only_other} SR crops that {labels[0]} misses, and misses"
+            f" {only_base} that {labels[0]} reads; exact McNemar test p = {mcnemar_p(only_other, only_base):.2g}."
+        )
+    return ["", *lines] if lines else []
 
 
 def main() -> None:

@@ -39,17 +39,21 @@ class _Reader:
         from service.recognizer import prepare
 
         self.recognizer, self.prepare = recognizer, prepare
-        self.correct = self.total = 0
+        self.hits: list[bool] = []
 
     def read(self, batch: np.ndarray, labels: list[str]) -> list[str]:
         texts = [t for t, _ in self.recognizer(np.stack([self.prepare(img) for img in _to_rgb8(batch)]))]
-        self.correct += sum(filter_label(t) == filter_label(g) for t, g in zip(texts, labels))
-        self.total += len(labels)
+        self.hits += [_match(t, g) for t, g in zip(texts, labels)]
         return texts
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.total if self.total else float("nan")
+        return float(np.mean(self.hits)) if self.hits else float("nan")
+
+    @property
+    def correct(self) -> str:
+        """Per crop, in data order: "1" read right, "0" not (for paired comparisons between models)."""
+        return "".join("1" if h else "0" for h in self.hits)
 
 
 def evaluate_splits(
@@ -86,6 +90,7 @@ def evaluate_splits(
         summary = {k: m.summary() for k, m in metrics.items()}
         if readers:
             summary["accuracy"] = {k: r.accuracy for k, r in readers.items()}
+            summary["correct"] = {k: r.correct for k, r in readers.items()}
         result["splits"][split] = summary
     splits = list(result["splits"].values())
     result["average"] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -11,16 +12,39 @@ import sys
 import pytest
 
 
-def _arm(tmp_path, repo_root, name, sr_accuracy):
+def _arm(tmp_path, repo_root, name, sr_accuracy, correct=None):
     metrics = json.loads((repo_root / "models/gestalt-tsrn-synth/metrics.json").read_text())
     metrics = copy.deepcopy(metrics)
     for split in metrics["splits"].values():
         split["accuracy"]["sr"] = sr_accuracy
+        if correct is not None:
+            split["correct"] = {"sr": correct}
     metrics["average"]["accuracy"]["sr"] = sr_accuracy
     folder = tmp_path / name
     folder.mkdir()
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder, metrics
+
+
+def test_mcnemar_exact():
+    from training.ablation import mcnemar_p
+
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(5, 5) == 1.0
+    assert mcnemar_p(0, 6) == pytest.approx(2 / 64)  # all 6 discordant pairs one way: 2 * 0.5**6
+    assert mcnemar_p(1, 9) == pytest.approx(2 * 11 / 1024)  # (C(10,0) + C(10,1)) / 2**10, two-sided
+    assert mcnemar_p(9, 1) == mcnemar_p(1, 9)
+
+
+def test_paired_line_counts_discordant_crops(tmp_path, repo_root):
+    from training.ablation import build
+
+    a, _ = _arm(tmp_path, repo_root, "a", 0.5, correct="1100")
+    b, _ = _arm(tmp_path, repo_root, "b", 0.5, correct="0111")
+    text, _ = build([f"A={a}", f"B={b}"])
+    # per split "1100" vs "0111": B alone reads 2 crops, A alone 1; three splits
+    assert "Paired on the same 12 crops: B reads 6 SR crops that A misses, and misses 3 that A reads" in text
+    c, _ = _arm(tmp_path, repo_root, "c", 0.5)  # no per-crop record: no paired line
+    assert "Paired" not in build([f"A={a}", f"C={c}"])[0]
 
 
 def test_table_and_summary_from_the_arms(tmp_path, repo_root):
@@ -78,6 +102,8 @@ def test_shipped_ablation_is_its_json_and_in_the_card(repo_root):
     notes = (repo_root / "training/configs/default_tsrn_notes.md").read_text()
     diff = arms["StrokeFocusLoss"]["recognition_gain_points"] - arms["pixel MSE"]["recognition_gain_points"]
     assert f"recognition +{diff:.1f} points against the pixel-MSE arm" in notes
+    paired = re.search(r"reads (\d+) SR crops that pixel MSE misses, and misses (\d+) that pixel MSE reads; exact McNemar test p = (\d+(?:\.\d+)?)", text)
+    assert f"reads {paired[1]} that the MSE arm misses and misses {paired[2]}" in notes and f"McNemar p = {paired[3]})" in notes
 
 
 @pytest.mark.slow

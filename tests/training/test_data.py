@@ -67,6 +67,8 @@ def test_eval_command_writes_metrics_and_grid(tmp_path, model_dir_any):
     assert set(result["splits"]) == {"easy", "medium", "hard"}
     for split in result["splits"].values():
         assert split["sr"]["images"] == 4 and set(split["accuracy"]) == {"bicubic", "sr", "hr"}
+        for source, hits in split["correct"].items():  # per-crop record, for paired tests between models
+            assert len(hits) == 4 and set(hits) <= {"0", "1"} and hits.count("1") / 4 == split["accuracy"][source]
     assert result["average"]["accuracy"]["hr"] >= 0.5  # the recognizer reads clean HR crops
     assert (tmp_path / "ev" / "grid.png").stat().st_size > 5000
 
