@@ -135,6 +135,14 @@ def recognizer_width(cfg: dict[str, Any]) -> float:
         width = float(raw if raw is not None else 1.0)
     except (TypeError, ValueError):
         raise ConfigError(f"Global.recognizer_width must be a number, got {raw!r}") from None
-    if not 0 < width <= 1 or (1024 * width) % 16:
-        raise ConfigError(f"Global.recognizer_width must be in (0, 1] with 1024 x width a multiple of 16, got {raw!r}")
+    if not recognizer_width_ok(width):
+        raise ConfigError(f"Global.recognizer_width must be {RECOGNIZER_WIDTH_RULE}, got {raw!r}")
     return width
+
+
+RECOGNIZER_WIDTH_RULE = "in (0, 1] with 1024 x width a multiple of 16"
+
+
+def recognizer_width_ok(width: float) -> bool:
+    """Whether the recognizer can be built at ``width`` (its d_model, 1024 x width, splits into 16 heads)."""
+    return 0 < width <= 1 and (1024 * width) % 16 == 0

@@ -6,8 +6,8 @@ The Telescope and Gestalt losses look through a frozen recognizer in PaddleOCR's
 it ourselves: teacher-forced cross entropy on the HR crops and labels of a TextZoom-layout dataset.
 Outputs in ``Global.save_model_dir``: ``recognizer.pdparams`` (bare Transformer keys; the SR trainer
 loads it with ``Global.pretrained_recognizer``), ``recognizer_log.jsonl``, ``recognizer_metrics.json``
-(teacher-forced accuracy on the Eval data) and, for the Telescope alphabet, ``confuse.json``: the 62x62 confusion counts (rows: true 0-9A-Za-z, columns: predicted) that
-TelescopeLoss turns into its weight table.
+(teacher-forced accuracy on the Eval data) and, for the Telescope alphabet, ``confuse.json``: the 62x62
+confusion counts (rows: true 0-9A-Za-z, columns: predicted) that TelescopeLoss turns into its weight table.
 """
 
 from __future__ import annotations
@@ -119,9 +119,8 @@ class RecognizerTrainer:
         ``sequence_accuracy``: share of crops with every symbol right; ``token_accuracy_without_image``:
         the same guesses from blank crops (each image replaced by its mean), i.e. what the decoder's
         language model alone gets right; the gap to ``token_accuracy`` is what reading adds. For the
-        letter recognizer also
-        ``char_accuracy`` (case-insensitive) and ``confusion``, the 62x62 counts (rows: true 0-9A-Za-z,
-        columns: predicted) that TelescopeLoss turns into its weight table.
+        letter recognizer also ``char_accuracy`` (case-insensitive) and ``confusion``, the 62x62 counts
+        (rows: true 0-9A-Za-z, columns: predicted) that TelescopeLoss turns into its weight table.
         """
         import paddle
 

@@ -14,6 +14,7 @@ import math
 import paddle
 from paddle import nn
 
+from training.config import RECOGNIZER_WIDTH_RULE, recognizer_width_ok
 from training.networks.blocks import LayerNorm, MultiHeadedAttention, PositionwiseFeedForward
 
 
@@ -167,8 +168,8 @@ class Transformer(nn.Layer):
 
     def __init__(self, alphabet: str, width: float = 1.0) -> None:
         super().__init__()
-        if not 0 < width <= 1 or (1024 * width) % 16:
-            raise ValueError(f"recognizer width must be in (0, 1] with 1024 * width a multiple of 16, got {width}")
+        if not recognizer_width_ok(width):
+            raise ValueError(f"recognizer width must be {RECOGNIZER_WIDTH_RULE}, got {width}")
         d_model = int(1024 * width)
         self.alphabet, self.width = alphabet, width
         self.embedding_word_with_upperword = Embeddings(d_model // 2, len(alphabet))
