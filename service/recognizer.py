@@ -33,14 +33,34 @@ def default_model_path() -> Path:
     return path
 
 
+MEAN, STD = 0.5, 0.5
+"""Normalisation of [0, 1] pixels: (x - MEAN) / STD, so the model sees [-1, 1]."""
+
+
+def target_width(height: int, width: int) -> int:
+    """Width of a ``height`` x ``width`` crop resized to the model's height, aspect kept, at most WIDTH."""
+    return min(WIDTH, max(1, int(np.ceil(HEIGHT * width / height))))
+
+
 def prepare(rgb: np.ndarray) -> np.ndarray:
-    """RGB uint8 crop -> [3, 48, 320] float32: aspect-kept resize to height 48, BGR, [-1, 1], right padding."""
+    """RGB uint8 crop -> [3, 48, 320] float32: aspect-kept resize to height 48 (bilinear), BGR, [-1, 1], right padding.
+
+    Training's differentiable copy (``training.networks.service_recognizer``) follows these same steps
+    and constants; a test holds the two equal.
+    """
     h, w = rgb.shape[:2]
-    width = min(WIDTH, max(1, int(np.ceil(HEIGHT * w / h))))
+    width = target_width(h, w)
     img = cv2.resize(rgb[..., ::-1], (width, HEIGHT), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     out = np.zeros(ITEM_SHAPE, np.float32)
-    out[:, :, :width] = (img / 255.0 - 0.5).transpose(2, 0, 1) / 0.5
+    out[:, :, :width] = (img / 255.0 - MEAN).transpose(2, 0, 1) / STD
     return out
+
+
+def characters(metadata: dict[str, str]) -> list[str]:
+    """The class list of a PaddleOCR CTC model from its ``character`` metadata: blank first, space last."""
+    if "character" not in metadata:
+        raise ValueError("recognition model has no 'character' metadata")
+    return ["<blank>", *metadata["character"].splitlines(), " "]
 
 
 class TextRecognizer:
@@ -48,23 +68,24 @@ class TextRecognizer:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        meta = engine.session.get_modelmeta().custom_metadata_map
-        if "character" not in meta:
-            raise ValueError("recognition model has no 'character' metadata")
-        self.characters = ["<blank>", *meta["character"].splitlines(), " "]
+        self.characters = characters(engine.session.get_modelmeta().custom_metadata_map)
         classes = engine.session.get_outputs()[0].shape[-1]
         if isinstance(classes, int) and classes != len(self.characters):
             raise ValueError(f"character list has {len(self.characters)} entries, the model outputs {classes} classes")
 
     def __call__(self, batch: np.ndarray) -> list[tuple[str, float]]:
-        probs = self.engine(batch)
-        best = probs.argmax(-1)
-        conf = probs.max(-1)
-        results = []
-        for idx, p in zip(best, conf):
-            keep = np.ones(len(idx), bool)
-            keep[1:] = idx[1:] != idx[:-1]
-            keep &= idx != 0
-            text = "".join(self.characters[i] for i in idx[keep])
-            results.append((text.strip(), float(p[keep].mean()) if keep.any() else 0.0))
-        return results
+        return ctc_greedy(self.engine(batch), self.characters)
+
+
+def ctc_greedy(probs: np.ndarray, classes: list[str]) -> list[tuple[str, float]]:
+    """Greedy CTC decoding of ``[N, T, C]`` probabilities: (text, mean confidence of the kept steps) per item."""
+    best = probs.argmax(-1)
+    conf = probs.max(-1)
+    results = []
+    for idx, p in zip(best, conf):
+        keep = np.ones(len(idx), bool)
+        keep[1:] = idx[1:] != idx[:-1]
+        keep &= idx != 0
+        text = "".join(classes[i] for i in idx[keep])
+        results.append((text.strip(), float(p[keep].mean()) if keep.any() else 0.0))
+    return results

@@ -77,7 +77,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 def _cmd_gen_data(args: argparse.Namespace) -> int:
     from training.data.synth import generate
 
-    counts = generate(args.out, train=args.train, test=args.test, seed=args.seed)
+    counts = generate(args.out, train=args.train, test=args.test, seed=args.seed, val=args.val)
     print(f"wrote {counts} to {args.out}")
     return 0
 
@@ -85,13 +85,14 @@ def _cmd_gen_data(args: argparse.Namespace) -> int:
 def _add_gen_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "gen-data",
-        help="write a synthetic TextZoom (LMDB: train, test/easy|medium|hard)",
+        help="write a synthetic TextZoom (LMDB: train, val, test/easy|medium|hard|unseen)",
         description="Render words in system fonts (HR 32x128) and degrade them like a camera (LR 16x64); "
         "writes TextZoom's exact LMDB layout. Deterministic for a given --seed.",
     )
-    p.add_argument("--out", required=True, help="output root (train/ and test/{easy,medium,hard}/ are created)")
+    p.add_argument("--out", required=True, help="output root (train/, val/ and test/{easy,medium,hard,unseen}/ are created)")
     p.add_argument("--train", type=int, default=17367, help="training pairs (TextZoom has 17,367)")
     p.add_argument("--test", type=int, default=500, help="pairs per test split")
+    p.add_argument("--val", type=int, default=0, help="pairs in val/ (training-time evaluation, checkpoint choice)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_gen_data)
 

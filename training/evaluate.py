@@ -150,12 +150,15 @@ def run_eval(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, m
     return result
 
 
-def evaluate_sr(model: Any, eval_dir: str | Path, max_images: int | None = None) -> dict[str, Any]:
-    """Evaluate a Paddle network (eval mode) on every split under ``eval_dir``."""
+def evaluate_sr(
+    model: Any, eval_dir: str | Path, max_images: int | None = None,
+    recognizer: Callable[[np.ndarray], list[tuple[str, float]]] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a Paddle network (eval mode) on every split under ``eval_dir`` (with a recognizer: accuracy too)."""
     import paddle
 
     def upscale(lr: np.ndarray) -> np.ndarray:
         with paddle.no_grad():
             return model(paddle.to_tensor(lr)).numpy()
 
-    return evaluate_splits(upscale, eval_dir, max_images)
+    return evaluate_splits(upscale, eval_dir, max_images, recognizer)

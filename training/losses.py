@@ -1,4 +1,5 @@
-"""Training losses: plain MSE, Text Telescope's TelescopeLoss and Text Gestalt's StrokeFocusLoss.
+"""Training losses: plain MSE, Text Telescope's TelescopeLoss, Text Gestalt's StrokeFocusLoss, and
+RecognitionLoss (pixel + teacher + CTC terms through the service's PP-OCRv6 recognizer).
 
 Formulas as in PaddleOCR's ``ppocr/losses/text_focus_loss.py`` and ``stroke_focus_loss.py``:
 - TelescopeLoss = MSE(SR, HR) + 10 * L1(recognizer attention on HR, on SR)
@@ -160,8 +161,98 @@ class StrokeFocusLoss(_RecognizerLoss):
         return 100 * (F.mse_loss(sr, hr) + 50 * F.l1_loss(attn_sr, attn_hr))
 
 
+class RecognitionLoss(nn.Layer):
+    """Pixel loss plus recognition terms through the service's own recognizer (PP-OCRv6 small, frozen).
+
+    ``loss = pixel_weight * MSE(SR, HR) + teacher_weight * teacher + ctc_weight * CTC(SR, label)`` where
+    ``teacher`` needs no label: ``kl`` is KL(p_HR || p_SR) of the recognizer's per-timestep class
+    distributions (nats per timestep), ``l1`` the mean absolute difference of those probabilities. A
+    weight of 0 turns its term off (and the recognizer is not run for it). Gradients reach the SR
+    network only: the recognizer's weights are constants (see :class:`training.networks.onnx_graph.OnnxGraph`).
+    ``terms`` holds the last batch's value of each term, for the training log.
+    """
+
+    TEACHERS = ("kl", "l1")
+
+    def __init__(
+        self,
+        pixel_weight: float = 1.0,
+        teacher: str = "kl",
+        teacher_weight: float = 0.0,
+        ctc_weight: float = 0.0,
+        recognizer_model: str | None = None,
+    ) -> None:
+        super().__init__()
+        if teacher not in self.TEACHERS:
+            raise ValueError(f"Loss.teacher must be one of {list(self.TEACHERS)}, got {teacher!r}")
+        weights = {"pixel_weight": pixel_weight, "teacher_weight": teacher_weight, "ctc_weight": ctc_weight}
+        for key, value in weights.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"Loss.{key} must be a number >= 0, got {value!r}")
+        self.pixel_weight, self.teacher_weight, self.ctc_weight = float(pixel_weight), float(teacher_weight), float(ctc_weight)
+        self.teacher = teacher
+        self.recognizer = None
+        if self.teacher_weight or self.ctc_weight:
+            from training.networks.service_recognizer import ServiceRecognizer
+
+            self.recognizer = [ServiceRecognizer(recognizer_model)]  # a list: its buffers are not this loss's state
+        self.terms: dict[str, float] = {}
+
+    def forward(self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
+        pixel = F.mse_loss(sr, hr)
+        total, terms = self.pixel_weight * pixel, {"pixel": pixel}
+        if self.recognizer is not None:
+            rec = self.recognizer[0]
+            log_sr = log_softmax(rec(sr))  # [N, T, C]
+            if self.teacher_weight:
+                with paddle.no_grad():
+                    log_hr = log_softmax(rec(hr))
+                p_hr = paddle.exp(log_hr)
+                if self.teacher == "kl":
+                    teacher = (p_hr * (log_hr - log_sr)).sum(-1).mean()
+                else:
+                    teacher = (paddle.exp(log_sr) - p_hr).abs().sum(-1).mean()
+                total, terms["teacher"] = total + self.teacher_weight * teacher, teacher
+            if self.ctc_weight:
+                ctc = self._ctc(rec, log_sr, labels)
+                total, terms["ctc"] = total + self.ctc_weight * ctc, ctc
+        self.terms = {k: float(v) for k, v in terms.items()}
+        return total
+
+    @staticmethod
+    def _ctc(rec: nn.Layer, log_probs: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
+        """CTC of the labels under ``log_probs`` [N, T, C], exactly, on the classes the batch uses.
+
+        CTC reads only the blank's and the labels' characters' probabilities; the other classes are
+        merged into one "rest" class (probability 1 - the others'), so the CTC kernel's softmax runs
+        over a few dozen classes instead of the model's ~18,700. The value and its gradient are those
+        of CTC over all classes.
+        """
+        targets, lengths = rec.encode(labels)
+        used = np.unique(np.concatenate([[0], targets[targets > 0]]))
+        remap = np.zeros(int(used.max()) + 1, np.int32)
+        remap[used] = np.arange(len(used), dtype=np.int32)
+        picked = paddle.index_select(log_probs, paddle.to_tensor(used.astype(np.int64)), axis=-1)
+        rest = paddle.log(paddle.clip(1 - paddle.exp(picked).sum(-1, keepdim=True), min=1e-12))
+        reduced = paddle.concat([picked, rest], axis=-1).transpose([1, 0, 2])  # [T, N, K + 1]
+        steps = paddle.full([len(labels)], log_probs.shape[1], dtype="int64")
+        return F.ctc_loss(
+            reduced, paddle.to_tensor(remap[targets] * (targets > 0)), steps, paddle.to_tensor(lengths), blank=0, reduction="mean"
+        )
+
+
+def log_softmax(logits: paddle.Tensor) -> paddle.Tensor:
+    """Log-softmax over the last axis as ``x - logsumexp(x)``.
+
+    Paddle 3.3's CPU ``F.log_softmax`` takes ~7 s forward and 7 s backward on [8, 40, 18710] (the
+    recognizer's class count) on one core; this takes 0.1 s each (measured in bench/results/train_step.md).
+    """
+    return logits - paddle.logsumexp(logits, axis=-1, keepdim=True)
+
+
 LOSSES: dict[str, Callable[..., nn.Layer]] = {
     "MSELoss": lambda model, **kw: MSELoss(),
+    "RecognitionLoss": lambda model, **kw: RecognitionLoss(**kw),
     "TelescopeLoss": TelescopeLoss,
     "StrokeFocusLoss": StrokeFocusLoss,
 }

@@ -47,6 +47,8 @@ class TrainSettings:
     shuffle: bool
     drop_last: bool
     loss: dict[str, Any]
+    eval_recognition: bool
+    best_metric: str
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TrainSettings:
@@ -79,7 +81,25 @@ class TrainSettings:
             shuffle=bool(loader.get("shuffle", True)),
             drop_last=bool(loader.get("drop_last", True)),
             loss=dict(cfg.get("Loss") or {"name": "MSELoss"}),
+            eval_recognition=bool(g.get("eval_recognition", False)),
+            best_metric=_best_metric(g.get("best_metric", "psnr"), bool(g.get("eval_recognition", False))),
         )
+
+
+BEST_METRICS = {
+    "psnr": ("sr", "psnr_paddleocr"),
+    "ssim": ("sr", "ssim"),
+    "accuracy": ("accuracy", "sr"),
+}
+"""``Global.best_metric`` -> where it sits in an evaluation's ``average``; ``best_accuracy`` maximises it."""
+
+
+def _best_metric(name: Any, eval_recognition: bool) -> str:
+    if name not in BEST_METRICS:
+        raise ValueError(f"Global.best_metric must be one of {sorted(BEST_METRICS)}, got {name!r}")
+    if name == "accuracy" and not eval_recognition:
+        raise ValueError("Global.best_metric=accuracy needs Global.eval_recognition=true")
+    return name
 
 
 def _ckpt_prefix(path: Path) -> Path:
@@ -119,6 +139,8 @@ class Trainer:
             learning_rate=self._learning_rate(), beta1=s.beta1, beta2=s.beta2, parameters=params, grad_clip=clip
         )
         self.step, self.epoch, self.best = 0, 0, -math.inf
+        self._reader = None
+        self._terms: dict[str, list[float]] = {}
         rec_path = (cfg.get("Global") or {}).get("pretrained_recognizer")
         # with a recognizer file of its own, SR weights may come without the recognizer (an MSE run's)
         self.optional = (self.model.recognizer_attr + ".",) if rec_path and needs_rec else ()
@@ -160,7 +182,7 @@ class Trainer:
         prefix = self.settings.save_dir / name
         save_checkpoint(self.model, prefix.with_suffix(".pdparams"))
         paddle.save(self._portable_optimizer_state(), str(prefix.with_suffix(".pdopt")))
-        states = {"epoch": self.epoch, "global_step": self.step, "best_psnr": self.best, "config": self.cfg}
+        states = {"epoch": self.epoch, "global_step": self.step, "best_metric": self.settings.best_metric, "best": self.best, "config": self.cfg}
         prefix.with_suffix(".states").write_text(json.dumps(states, indent=2, default=str))
         return prefix
 
@@ -173,7 +195,8 @@ class Trainer:
         load_checkpoint(self.model, prefix.with_suffix(".pdparams"), drop_training_only=False, optional=self.optional)
         self._load_optimizer_state(paddle.load(str(prefix.with_suffix(".pdopt"))))
         states = json.loads(prefix.with_suffix(".states").read_text())
-        self.epoch, self.step, self.best = int(states["epoch"]), int(states["global_step"]), float(states["best_psnr"])
+        self.epoch, self.step = int(states["epoch"]), int(states["global_step"])
+        self.best = float(states["best"] if "best" in states else states["best_psnr"])  # older runs kept PSNR only
         if self.scheduler is not None:
             self.scheduler.step(self.step)
         self.log(f"resumed from {prefix} at epoch {self.epoch}, step {self.step}")
@@ -210,6 +233,8 @@ class Trainer:
             rec.freeze()
         sr = self.forward_model(paddle.to_tensor(lr))
         loss = self.loss_fn(sr, paddle.to_tensor(hr), labels)
+        for key, value in getattr(self.loss_fn, "terms", {}).items():
+            self._terms.setdefault(key, []).append(value)
         loss.backward()
         self.optimizer.step()
         self.optimizer.clear_grad()
@@ -220,13 +245,16 @@ class Trainer:
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
-        """PSNR/SSIM on the Eval splits (``Global.eval_max_images`` per split, if set)."""
-        from training.evaluate import evaluate_sr
+        """PSNR/SSIM on the Eval splits (``Global.eval_max_images`` per split, if set), and with
+        ``Global.eval_recognition`` the service recognizer's accuracy on bicubic, SR and HR."""
+        from training.evaluate import default_recognizer, evaluate_sr
 
         if self.settings.eval_dir is None:
             return {}
         self.model.eval()
-        return evaluate_sr(self.model, self.settings.eval_dir, max_images=self.settings.eval_max_images)
+        if self.settings.eval_recognition and self._reader is None:
+            self._reader = default_recognizer()
+        return evaluate_sr(self.model, self.settings.eval_dir, self.settings.eval_max_images, self._reader)
 
     def _record(self, row: dict[str, Any]) -> None:
         if self.rank != 0:
@@ -257,9 +285,11 @@ class Trainer:
                 bar.update(1)
                 if self.step % s.print_every == 0:
                     loss = float(np.mean(recent))
+                    terms = {f"loss_{k}": float(np.mean(v)) for k, v in self._terms.items()}
                     recent.clear()
+                    self._terms.clear()
                     bar.set_postfix(loss=f"{loss:.4f}")
-                    self._record({"step": self.step, "epoch": self.epoch, "loss": loss, "time_s": time.perf_counter() - t0})
+                    self._record({"step": self.step, "epoch": self.epoch, "loss": loss, **terms, "time_s": time.perf_counter() - t0})
                 if s.eval_every and self.step % s.eval_every == 0:
                     last_eval = self._eval_and_save()
                 if self.step >= total:
@@ -281,16 +311,19 @@ class Trainer:
         result = self.evaluate()
         row = {"step": self.step, "epoch": self.epoch, "eval": result}
         self._record(row)
-        score = result.get("average", {}).get("sr", {}).get("psnr_paddleocr", -math.inf) if result else -math.inf
+        group, key = BEST_METRICS[self.settings.best_metric]
+        score = result.get("average", {}).get(group, {}).get(key, -math.inf) if result else -math.inf
         self.save("latest")
         if score > self.best:
             self.best = score
             self.save("best_accuracy")
         if result:
             avg = result["average"]
+            acc = avg.get("accuracy")
             self.log(
                 f"step {self.step}: PSNR SR {avg['sr']['psnr_paddleocr']:.2f} dB vs bicubic {avg['bicubic']['psnr_paddleocr']:.2f} dB;"
                 f" SSIM SR {avg['sr']['ssim']:.4f} vs bicubic {avg['bicubic']['ssim']:.4f}"
+                + (f"; accuracy SR {acc['sr']:.3f} vs bicubic {acc['bicubic']:.3f} (HR {acc['hr']:.3f})" if acc else "")
             )
         return row
 

@@ -3,8 +3,10 @@
 Each sample is a word (English words by frequency from ``wordfreq``, numbers, codes; lower, upper,
 title and mixed case) rendered in one of the system's fonts, colours and textured backgrounds,
 with slight perspective and curvature: the HR crop (32x128). Its LR twin (16x64) goes through a
-camera-like chain: defocus and motion blur, downscaling with a random kernel, sensor noise and JPEG.
-The test splits are graded by degradation strength (easy < medium < hard) like TextZoom's.
+Real-ESRGAN-style chain: Gaussian blur (isotropic or anisotropic), resizing with a random kernel,
+colour or grey noise and JPEG, in a random order, sometimes twice. The test splits are graded by
+strength (easy < medium < hard) like TextZoom's; ``test/unseen`` uses operations training never
+sees (motion blur, nearest/Lanczos resizing, Poisson noise, WebP), so it measures generalisation.
 Every sample is a pure function of ``(seed, split, index)``, so a dataset is reproducible.
 """
 
@@ -23,26 +25,38 @@ from PIL import Image, ImageDraw, ImageFont
 from textsr.spec import HR_HEIGHT, HR_WIDTH, LR_HEIGHT, LR_WIDTH
 
 FONT_GLOBS = ("/usr/share/fonts/**/*.ttf", "/usr/share/fonts/**/*.otf")
-SPLITS = {"train": None, "test/easy": 0, "test/medium": 1, "test/hard": 2}
-"""Split name -> degradation level (None: a mix of all three, as training should see)."""
+SPLITS = {"train": None, "val": None, "test/easy": 0, "test/medium": 1, "test/hard": 2, "test/unseen": 3}
+"""Split name -> degradation level (None: a mix of the three training levels, as training should see).
+``val`` is for choosing checkpoints (training-time evaluation); ``test/*`` only for reporting."""
 
 
 @dataclass(frozen=True)
 class Degradation:
-    """Ranges for one difficulty level; each sample draws uniformly inside them."""
+    """One level of the Real-ESRGAN-style LR chain: which operations run and the ranges they draw from.
 
-    defocus: tuple[float, float]
-    motion: tuple[int, int]
-    noise: tuple[float, float]
-    jpeg: tuple[int, int]
-    extra_down: tuple[float, float]
+    Each stage applies every operation in ``kinds`` once, in a random order; a second stage (weaker:
+    half the blur and noise) follows with probability ``second_stage``; then a resize to 16x64.
+    """
 
+    blur: tuple[float, float]  # Gaussian kernel sigma in HR pixels (isotropic or rotated anisotropic)
+    down: tuple[float, float]  # downscale factor of the in-chain resize, relative to the LR size
+    noise: tuple[float, float]  # noise strength in grey levels (std for Gaussian, scale for Poisson)
+    quality: tuple[int, int]  # JPEG / WebP quality
+    second_stage: float
+    kinds: tuple[str, ...] = ("blur", "resize", "noise", "jpeg")
+
+
+TRAIN_KINDS = ("blur", "resize", "noise", "jpeg")
+UNSEEN_KINDS = ("motion", "resize_nearest", "poisson", "webp")
+"""Operations the unseen split uses instead: none of them appears in training data."""
 
 LEVELS = (
-    Degradation(defocus=(0.3, 0.8), motion=(0, 2), noise=(0.0, 3.0), jpeg=(75, 95), extra_down=(1.0, 1.1)),
-    Degradation(defocus=(0.7, 1.3), motion=(0, 4), noise=(2.0, 6.0), jpeg=(50, 80), extra_down=(1.1, 1.4)),
-    Degradation(defocus=(1.1, 1.9), motion=(2, 6), noise=(4.0, 10.0), jpeg=(30, 60), extra_down=(1.3, 1.8)),
+    Degradation(blur=(0.2, 0.9), down=(1.0, 1.15), noise=(0.0, 3.0), quality=(70, 95), second_stage=0.2),
+    Degradation(blur=(0.6, 1.5), down=(1.1, 1.5), noise=(1.5, 7.0), quality=(45, 80), second_stage=0.4),
+    Degradation(blur=(1.0, 2.2), down=(1.3, 1.9), noise=(3.0, 11.0), quality=(25, 60), second_stage=0.6),
+    Degradation(blur=(0.6, 1.5), down=(1.05, 1.4), noise=(1.0, 4.0), quality=(40, 75), second_stage=0.3, kinds=UNSEEN_KINDS),
 )
+"""easy, medium, hard (training operations, graded strengths) and unseen (other operations, medium strength)."""
 
 
 def _draws_latin(path: str) -> bool:
@@ -156,27 +170,85 @@ def render_hr(label: str, rng: np.random.Generator) -> np.ndarray:
     return np.clip(hr, 0, 255).astype(np.uint8)
 
 
+def _gaussian_kernel(rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """Isotropic, or (half the time) anisotropic and rotated, normalised Gaussian kernel."""
+    sx = sigma
+    sy = sigma if rng.random() < 0.5 else sigma * rng.uniform(0.3, 1.0)
+    theta = rng.uniform(0, np.pi)
+    r = max(1, int(np.ceil(3 * max(sx, sy))))
+    ys, xs = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float32)
+    c, s = np.cos(theta), np.sin(theta)
+    u, v = c * xs + s * ys, -s * xs + c * ys
+    k = np.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))
+    return (k / k.sum()).astype(np.float32)
+
+
+def _motion_kernel(rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """A line of length ~2.5 sigma at a random angle (camera shake)."""
+    length = max(2, int(round(2.5 * sigma)) + 1)
+    k = np.zeros((length, length), np.float32)
+    k[length // 2, :] = 1.0
+    rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
+    k = cv2.warpAffine(k, rot, (length, length))
+    return k / max(float(k.sum()), 1e-6)
+
+
+def _encode_decode(img: np.ndarray, ext: str, flag: int, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(ext, np.clip(img, 0, 255).astype(np.uint8), [flag, quality])
+    if not ok:
+        raise RuntimeError(f"{ext} encoding failed")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(np.float32)
+
+
+def _resize(img: np.ndarray, level: Degradation, rng: np.random.Generator, modes: list[int]) -> np.ndarray:
+    factor = rng.uniform(*level.down)
+    size = (max(8, int(LR_WIDTH / factor)), max(4, int(LR_HEIGHT / factor)))
+    return cv2.resize(img, size, interpolation=modes[int(rng.integers(len(modes)))])
+
+
+def _apply(kind: str, img: np.ndarray, level: Degradation, rng: np.random.Generator, weak: float) -> np.ndarray:
+    """One degradation operation on a float32 BGR/RGB image (channel order does not matter here)."""
+    if kind in ("blur", "motion"):
+        # sigma is given in HR pixels; scale it to the image's current width
+        sigma = rng.uniform(*level.blur) * weak * img.shape[1] / HR_WIDTH
+        if sigma < 0.1:
+            return img
+        kernel = _gaussian_kernel(rng, sigma) if kind == "blur" else _motion_kernel(rng, 2 * sigma)
+        return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    if kind == "resize":
+        return _resize(img, level, rng, [cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC])
+    if kind == "resize_nearest":
+        return _resize(img, level, rng, [cv2.INTER_NEAREST, cv2.INTER_LANCZOS4])
+    if kind == "noise":
+        std = rng.uniform(*level.noise) * weak
+        shape = img.shape if rng.random() < 0.6 else (*img.shape[:2], 1)  # colour or grey noise
+        return img + rng.normal(0, std, shape).astype(np.float32)
+    if kind == "poisson":  # shot noise: variance grows with brightness
+        scale = rng.uniform(*level.noise) * weak / 8 + 1e-3
+        lam = np.clip(img, 0, 255) / 255.0 * (255.0 / scale)
+        return rng.poisson(lam).astype(np.float32) * scale
+    if kind == "jpeg":
+        return _encode_decode(img, ".jpg", cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*level.quality)))
+    if kind == "webp":
+        return _encode_decode(img, ".webp", cv2.IMWRITE_WEBP_QUALITY, int(rng.integers(*level.quality)))
+    raise ValueError(f"unknown degradation {kind!r}")
+
+
 def degrade(hr: np.ndarray, level: Degradation, rng: np.random.Generator) -> np.ndarray:
-    """Camera-like degradation of an HR crop into its 16x64 LR twin (RGB uint8)."""
+    """Real-ESRGAN-style degradation of an HR crop into its 16x64 LR twin (RGB uint8).
+
+    Every operation of ``level.kinds`` once per stage in a random order, sometimes a second, weaker
+    stage, then a resize to 16x64 with a random kernel.
+    """
     img = hr.astype(np.float32)
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(*level.defocus))
-    length = int(rng.integers(level.motion[0], level.motion[1] + 1))
-    if length > 1:
-        kernel = np.zeros((length, length), np.float32)
-        kernel[length // 2, :] = 1.0 / length
-        rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
-        kernel = cv2.warpAffine(kernel, rot, (length, length))
-        img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
-    extra = rng.uniform(*level.extra_down)
-    small = (max(8, int(LR_WIDTH / extra)), max(4, int(LR_HEIGHT / extra)))
+    stages = 2 if rng.random() < level.second_stage else 1
+    for stage in range(stages):
+        weak = 1.0 if stage == 0 else 0.5
+        for k in rng.permutation(len(level.kinds)):
+            img = _apply(level.kinds[int(k)], img, level, rng, weak)
     interp = [cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC][int(rng.integers(3))]
-    img = cv2.resize(img, small, interpolation=interp)
-    if small != (LR_WIDTH, LR_HEIGHT):
-        img = cv2.resize(img, (LR_WIDTH, LR_HEIGHT), interpolation=cv2.INTER_LINEAR)
-    img = img + rng.normal(0, rng.uniform(*level.noise), img.shape).astype(np.float32)
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*level.jpeg))])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    img = cv2.resize(img, (LR_WIDTH, LR_HEIGHT), interpolation=interp)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
 def make_sample(seed: int, split: str, index: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -216,9 +288,12 @@ def write_split(out_dir: str | Path, split: str, count: int, seed: int, progress
     return path
 
 
-def generate(out_dir: str | Path, train: int, test: int, seed: int = 0, progress: bool = True) -> dict[str, int]:
-    """Write train (``train`` samples) and each test split (``test`` samples); returns the counts."""
-    counts = {"train": train, "test/easy": test, "test/medium": test, "test/hard": test}
+def generate(
+    out_dir: str | Path, train: int, test: int, seed: int = 0, progress: bool = True, val: int = 0
+) -> dict[str, int]:
+    """Write train (``train`` samples), val (``val``) and each test split (``test``); returns the counts."""
+    counts = {split: test for split in SPLITS if split.startswith("test/")}
+    counts = {"train": train, "val": val, **counts}
     for split, n in counts.items():
         if n > 0:
             write_split(out_dir, split, n, seed, progress)
