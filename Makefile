@@ -14,8 +14,11 @@ $(VENV)/.serve-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e '.[serve]'
 	touch $@
 
+# rapidocr-onnxruntime only for its PP-OCRv4 model file (the held-out recognizer of `textsr eval`): without its
+# dependencies, whose `onnxruntime` would overwrite onnxruntime-gpu's files.
 $(VENV)/.all-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e '.[serve,train,convert,dev]'
+	$(PIP) install -q --no-deps rapidocr-onnxruntime==1.4.4
 	touch $@ $(VENV)/.serve-installed
 
 install-serve: $(VENV)/.serve-installed

@@ -9,10 +9,10 @@ whole experiment; the model card includes the table.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from training.metrics import mcnemar_p
 from training.model_card import TABLE_HEAD, TABLE_RULE, metrics_row
 
 
@@ -69,14 +69,6 @@ def render(summary: dict[str, Any]) -> str:
                   f"({100 * rec['token_accuracy_without_image']:.1f}% from blank crops, i.e. without reading), "
                   f"{100 * rec['sequence_accuracy']:.1f}% of whole sequences right ({rec['eval_crops']} crops)."]
     return "\n".join(lines) + "\n"
-
-
-def mcnemar_p(only_a: int, only_b: int) -> float:
-    """Exact two-sided McNemar test: p-value of ``only_a`` vs ``only_b`` discordant pairs under p = 1/2."""
-    n, k = only_a + only_b, min(only_a, only_b)
-    if n == 0:
-        return 1.0
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
 
 
 def _paired(arms: dict[str, Any]) -> list[str]:

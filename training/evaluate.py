@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from training.data.lmdb_dataset import LMDBDataSetSR, find_lmdbs
-from training.metrics import SRMetric
+from training.metrics import SRMetric, paired
 from training.text import filter_label
 
 EVAL_BATCH = 16
@@ -56,25 +56,35 @@ class _Reader:
         return "".join("1" if h else "0" for h in self.hits)
 
 
+Recognizer = Callable[[np.ndarray], list[tuple[str, float]]]
+SOURCES = ("bicubic", "sr", "hr")
+
+
 def evaluate_splits(
     upscale: Callable[[np.ndarray], np.ndarray],
     eval_dir: str | Path,
     max_images: int | None = None,
-    recognizer: Callable[[np.ndarray], list[tuple[str, float]]] | None = None,
+    recognizer: Recognizer | None = None,
     grid_rows: int = 0,
+    heldout: Recognizer | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``upscale`` (LR batch -> SR batch in [0, 1]) on every LMDB under ``eval_dir``.
 
-    With a ``recognizer``, also the recognition accuracy on bicubic, SR and HR; with ``grid_rows``,
-    ``result["grid"]`` holds that many examples per split for :func:`save_grid`.
+    With a ``recognizer`` (the service's), also the recognition accuracy on bicubic, SR and HR
+    (``accuracy``, per-crop ``correct``); with ``heldout`` (a recognizer no loss saw) the same under
+    ``heldout_accuracy`` / ``heldout_correct``; for each, ``sr_vs_bicubic`` pairs SR with bicubic on the
+    same crops (exact McNemar), per split and pooled over the splits in ``average``. With
+    ``grid_rows``, ``result["grid"]`` holds that many examples per split for :func:`save_grid`.
     """
     root = Path(eval_dir)
     result: dict[str, Any] = {"splits": {}, "grid": []}
+    recognizers = {k: r for k, r in (("", recognizer), ("heldout_", heldout)) if r is not None}
     for lmdb_dir in find_lmdbs(root):
         split = _split_name(lmdb_dir, root)
         data = LMDBDataSetSR(lmdb_dir)
         metrics = {"sr": SRMetric(), "bicubic": SRMetric()}
-        readers = {k: _Reader(recognizer) for k in ("bicubic", "sr", "hr")} if recognizer else {}
+        all_readers = {prefix: {k: _Reader(r) for k in SOURCES} for prefix, r in recognizers.items()}
+        readers = all_readers.get("", {})
         seen = 0
         for lr, hr, labels in data.batches(EVAL_BATCH):
             if max_images is not None and seen >= max_images:
@@ -83,23 +93,36 @@ def evaluate_splits(
             metrics["sr"].update(views["sr"], hr)
             metrics["bicubic"].update(views["bicubic"], hr)
             texts = {k: r.read(views[k], labels) for k, r in readers.items()}
+            for prefix, group in all_readers.items():
+                if prefix:
+                    for k, r in group.items():
+                        r.read(views[k], labels)
             for i in range(min(len(lr), grid_rows - sum(1 for g in result["grid"] if g["split"] == split))):
                 result["grid"].append({"split": split, "label": labels[i], "lr": lr[i], **{k: v[i] for k, v in views.items()},
                                        "texts": {k: t[i] for k, t in texts.items()}})
             seen += len(lr)
         summary = {k: m.summary() for k, m in metrics.items()}
-        if readers:
-            summary["accuracy"] = {k: r.accuracy for k, r in readers.items()}
-            summary["correct"] = {k: r.correct for k, r in readers.items()}
+        for prefix, group in all_readers.items():
+            summary[prefix + "accuracy"] = {k: r.accuracy for k, r in group.items()}
+            summary[prefix + "correct"] = {k: r.correct for k, r in group.items()}
+        if all_readers:
+            summary["sr_vs_bicubic"] = {_who(p): paired(summary[p + "correct"]["sr"], summary[p + "correct"]["bicubic"]) for p in all_readers}
         result["splits"][split] = summary
     splits = list(result["splits"].values())
     result["average"] = {
         src: {key: float(np.mean([s[src][key] for s in splits])) for key in ("psnr_paddleocr", "psnr_per_image", "ssim")}
         for src in ("sr", "bicubic")
     }
-    if recognizer:
-        result["average"]["accuracy"] = {k: float(np.mean([s["accuracy"][k] for s in splits])) for k in ("bicubic", "sr", "hr")}
+    for prefix in all_readers if recognizers else ():
+        result["average"][prefix + "accuracy"] = {k: float(np.mean([s[prefix + "accuracy"][k] for s in splits])) for k in SOURCES}
+    if recognizers:
+        pooled = {p: {k: "".join(s[p + "correct"][k] for s in splits) for k in ("sr", "bicubic")} for p in recognizers}
+        result["average"]["sr_vs_bicubic"] = {_who(p): paired(c["sr"], c["bicubic"]) for p, c in pooled.items()}
     return result
+
+
+def _who(prefix: str) -> str:
+    return prefix.rstrip("_") or "service"
 
 
 def save_grid(rows: list[dict[str, Any]], path: str | Path, scale: int = 2) -> Path:
@@ -130,7 +153,7 @@ def onnx_upscaler(model_dir: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     return load_model(Path(model_dir), "cpu", "fp32", 0).engine
 
 
-def default_recognizer() -> Callable[[np.ndarray], list[tuple[str, float]]]:
+def default_recognizer() -> Recognizer:
     """The service's recognizer (PP-OCRv6 small from the rapidocr wheel) on the CPU."""
     from service.engine import OrtEngine
     from service.recognizer import TextRecognizer, default_model_path
@@ -138,13 +161,42 @@ def default_recognizer() -> Callable[[np.ndarray], list[tuple[str, float]]]:
     return TextRecognizer(OrtEngine(default_model_path(), providers="cpu"))
 
 
-def run_eval(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, max_images: int | None = None, grid_rows: int = 4) -> dict[str, Any]:
+HELDOUT_PACKAGE, HELDOUT_FILE = "rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx"
+"""The held-out recognizer: PP-OCRv4 rec (6,625 classes, character list in its metadata), shipped in the
+rapidocr-onnxruntime 1.4.4 wheel, which ``make install-all`` installs without its dependencies (its
+``onnxruntime`` requirement would replace onnxruntime-gpu). No training loss reads it."""
+
+
+def heldout_recognizer() -> Recognizer:
+    """PP-OCRv4 rec on the CPU, read through the service's preprocessing and CTC decoding."""
+    import importlib.util
+
+    from service.engine import OrtEngine
+    from service.recognizer import TextRecognizer
+
+    spec = importlib.util.find_spec(HELDOUT_PACKAGE)
+    path = Path(list(spec.submodule_search_locations)[0]) / HELDOUT_FILE if spec and spec.submodule_search_locations else None
+    if path is None or not path.is_file():
+        raise FileNotFoundError(
+            f"the held-out recognizer {HELDOUT_FILE} of {HELDOUT_PACKAGE} is not installed "
+            "(pip install --no-deps rapidocr-onnxruntime==1.4.4, as make install-all does)"
+        )
+    return TextRecognizer(OrtEngine(path, providers="cpu"))
+
+
+def run_eval(
+    model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, max_images: int | None = None, grid_rows: int = 4,
+    heldout: bool = True,
+) -> dict[str, Any]:
     """``textsr eval``: metrics.json and grid.png for a converted model on a TextZoom-layout dataset."""
     import json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = evaluate_splits(onnx_upscaler(model_dir), data_dir, max_images, default_recognizer(), grid_rows)
+    result = evaluate_splits(
+        onnx_upscaler(model_dir), data_dir, max_images, default_recognizer(), grid_rows,
+        heldout_recognizer() if heldout else None,
+    )
     save_grid(result.pop("grid"), out / "grid.png")
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from training.data.lmdb_dataset import LMDBDataSetSR, find_lmdbs
-from training.data.synth import LEVELS, SPLITS, generate, make_sample
+from training.data.synth import LEVELS, SPLITS, TRAIN_KINDS, _apply, generate, make_sample
 
 
 def test_same_seed_same_sample_other_seed_other_sample():
@@ -19,14 +19,31 @@ def test_same_seed_same_sample_other_seed_other_sample():
 
 
 def test_splits_are_graded_by_degradation():
-    assert set(SPLITS) == {"train", "test/easy", "test/medium", "test/hard"}
-    for a, b in zip(LEVELS, LEVELS[1:]):
-        assert a.defocus[0] < b.defocus[0] and a.noise[1] < b.noise[1] and a.jpeg[1] > b.jpeg[1]
+    assert set(SPLITS) == {"train", "val", "test/easy", "test/medium", "test/hard", "test/unseen"}
+    graded = LEVELS[:3]
+    for a, b in zip(graded, graded[1:]):
+        assert a.blur[0] < b.blur[0] and a.noise[1] < b.noise[1] and a.quality[1] > b.quality[1] and a.down[1] < b.down[1]
+    assert all(level.kinds == TRAIN_KINDS for level in graded)
+
+
+def test_unseen_split_uses_operations_training_never_sees():
+    unseen = LEVELS[SPLITS["test/unseen"]]
+    assert not set(unseen.kinds) & set(TRAIN_KINDS) and SPLITS["train"] is None and SPLITS["val"] is None
+    # every operation of both chains runs and changes the image; the order is drawn per sample
+    hr = make_sample(0, "train", 1)[0]
+    for level in (LEVELS[1], unseen):
+        for kind in level.kinds:
+            out = _apply(kind, hr.astype(np.float32), level, np.random.default_rng(0), 1.0)
+            assert out.shape != hr.shape if kind.startswith("resize") else np.abs(out - hr).mean() > 0.1, kind
+    orders = {tuple(np.random.default_rng([0, 5, i]).permutation(4)) for i in range(20)}
+    assert len(orders) > 5
 
 
 def test_lmdb_layout_and_loader(tmp_path):
-    generate(tmp_path, train=5, test=3, seed=1, progress=False)
-    assert [p.relative_to(tmp_path).as_posix() for p in find_lmdbs(tmp_path)] == ["test/easy", "test/hard", "test/medium", "train"]
+    generate(tmp_path, train=5, test=3, seed=1, progress=False, val=2)
+    assert [p.relative_to(tmp_path).as_posix() for p in find_lmdbs(tmp_path)] == [
+        "test/easy", "test/hard", "test/medium", "test/unseen", "train", "val"
+    ]
     env = lmdb.open(str(tmp_path / "train"), readonly=True, lock=False)
     with env.begin() as txn:
         keys = sorted(k.decode() for k, _ in txn.cursor())
@@ -64,12 +81,20 @@ def test_eval_command_writes_metrics_and_grid(tmp_path, model_dir_any):
     generate(tmp_path / "data", train=0, test=4, seed=2, progress=False)
     assert main(["eval", "--model-dir", str(model_dir_any), "--data", str(tmp_path / "data" / "test"), "--out", str(tmp_path / "ev"), "--grid-rows", "1"]) == 0
     result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert set(result["splits"]) == {"easy", "medium", "hard"}
+    assert set(result["splits"]) == {"easy", "medium", "hard", "unseen"}
     for split in result["splits"].values():
-        assert split["sr"]["images"] == 4 and set(split["accuracy"]) == {"bicubic", "sr", "hr"}
-        for source, hits in split["correct"].items():  # per-crop record, for paired tests between models
-            assert len(hits) == 4 and set(hits) <= {"0", "1"} and hits.count("1") / 4 == split["accuracy"][source]
-    assert result["average"]["accuracy"]["hr"] >= 0.5  # the recognizer reads clean HR crops
+        assert split["sr"]["images"] == 4
+        for prefix in ("", "heldout_"):  # the service's recognizer and the held-out PP-OCRv4
+            assert set(split[prefix + "accuracy"]) == {"bicubic", "sr", "hr"}
+            for source, hits in split[prefix + "correct"].items():  # per-crop record, for paired tests
+                assert len(hits) == 4 and set(hits) <= {"0", "1"} and hits.count("1") / 4 == split[prefix + "accuracy"][source]
+        for who, prefix in (("service", ""), ("heldout", "heldout_")):
+            pair, hits = split["sr_vs_bicubic"][who], split[prefix + "correct"]
+            only_sr = sum(a == "1" and b == "0" for a, b in zip(hits["sr"], hits["bicubic"]))
+            assert pair["crops"] == 4 and pair["only_first"] == only_sr and 0 < pair["p"] <= 1
+    avg = result["average"]
+    assert avg["accuracy"]["hr"] >= 0.5 and avg["heldout_accuracy"]["hr"] >= 0.5  # both read clean HR crops
+    assert avg["sr_vs_bicubic"]["service"]["crops"] == avg["sr_vs_bicubic"]["heldout"]["crops"] == 16
     assert (tmp_path / "ev" / "grid.png").stat().st_size > 5000
 
 

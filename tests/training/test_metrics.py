@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from training.metrics import SRMetric, psnr_batch, psnr_per_image, ssim_per_image
@@ -50,3 +51,14 @@ def test_psnr_batch_is_not_mean_of_images():
     sr, hr = pair(3)
     sr[0] = hr[0]  # one perfect image: per-image mean is infinite, the batch figure is finite
     assert math.isfinite(psnr_batch(sr, hr)) and not math.isfinite(psnr_per_image(sr, hr).mean())
+
+
+def test_mcnemar_exact_and_paired_counts():
+    from training.metrics import mcnemar_p, paired
+
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(5, 5) == 1.0
+    assert mcnemar_p(10, 0) == pytest.approx(2 / 2**10)  # two-sided exact binomial
+    assert mcnemar_p(40, 24) == pytest.approx(0.0602, abs=1e-3)
+    assert paired("1100", "1010") == {"crops": 4, "only_first": 1, "only_second": 1, "p": 1.0}
+    with pytest.raises(ValueError, match="4 and 3 crops"):
+        paired("1100", "101")

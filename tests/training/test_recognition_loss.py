@@ -1,0 +1,136 @@
+"""Training looks through the service's own recognizer: the same numbers as ONNX Runtime, the same preprocessing
+as the service, gradients into the image only, and a CTC term that equals CTC over all classes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from service.engine import OrtEngine
+from service.recognizer import ctc_greedy, default_model_path, prepare, target_width
+from training.data.synth import make_sample
+from training.losses import RecognitionLoss, log_softmax
+from training.networks.onnx_graph import OnnxGraph
+from training.networks.service_recognizer import ServiceRecognizer
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> ServiceRecognizer:
+    return ServiceRecognizer()
+
+
+@pytest.fixture(scope="module")
+def crops() -> tuple[list[np.ndarray], list[str]]:
+    """Real rendered crops: 6 HR crops and their LR twins upscaled (blurry: the recognizer is less sure there)."""
+    samples = [make_sample(11, "test/medium", i) for i in range(1, 7)]
+    hr = [s[0] for s in samples]
+    lr = [cv2.resize(s[1], (128, 32), interpolation=cv2.INTER_CUBIC) for s in samples]
+    return hr + lr, [s[2] for s in samples] * 2
+
+
+def _rgb01(images: list[np.ndarray]) -> paddle.Tensor:
+    return paddle.to_tensor(np.stack([i.transpose(2, 0, 1) for i in images]).astype(np.float32) / 255.0)
+
+
+def test_onnx_graph_matches_onnx_runtime_on_real_crops(recognizer, crops):
+    images, labels = crops
+    batch = np.stack([prepare(i) for i in images])
+    ort = OrtEngine(default_model_path(), providers="cpu")(batch)
+    with paddle.no_grad():
+        ours = F.softmax(recognizer.graph(paddle.to_tensor(batch)), axis=-1).numpy()
+    assert ours.shape == ort.shape and ours.shape[-1] == len(recognizer.characters)
+    assert np.abs(ours - ort).max() <= 1e-4
+    assert [t for t, _ in ctc_greedy(ours, recognizer.characters)] == [t for t, _ in ctc_greedy(ort, recognizer.characters)]
+    assert sum(t == g for (t, _), g in zip(ctc_greedy(ours[:6], recognizer.characters), labels)) >= 5  # it reads HR
+
+
+def test_differentiable_prepare_equals_the_services(recognizer, crops):
+    rng = np.random.default_rng(0)
+    shapes = [(32, 128), (16, 64), (40, 700), (60, 30)]  # SR output, LR, a long line (capped at 320), a tall crop
+    for h, w in shapes:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ours = recognizer.prepare(_rgb01([img])).numpy()[0]
+        # the service resizes uint8 pixels, so its output is rounded to whole grey levels: at most one level apart
+        assert np.abs(ours - prepare(img)).max() <= 2 / 255 + 1e-6, (h, w)
+        # on float pixels the two resizes are the same function
+        width = target_width(h, w)
+        flt = cv2.resize(img[..., ::-1].astype(np.float32) / 255, (width, 48), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(ours[:, :, :width], (flt.transpose(2, 0, 1) - 0.5) / 0.5, atol=1e-5)
+        assert not ours[:, :, width:].any()  # zero padding on the right, as the service pads
+    assert recognizer.prepare(_rgb01([crops[0][0]])).shape == [1, 3, 48, 320]
+
+
+def test_gradients_reach_the_image_and_never_the_recognizer(recognizer, crops):
+    assert list(recognizer.parameters()) == []  # weights are buffers: an optimiser cannot see them
+    before = {k: v.numpy().copy() for k, v in recognizer.named_buffers()}
+    image = _rgb01(crops[0][6:8])
+    image.stop_gradient = False
+    loss = RecognitionLoss(teacher_weight=1.0, ctc_weight=1.0)
+    loss.recognizer = [recognizer]
+    hr = _rgb01(crops[0][:2])
+    value = loss(image, hr, crops[1][:2])
+    value.backward()
+    assert image.grad is not None and float(image.grad.abs().sum()) > 0
+    assert all(b.stop_gradient and b.grad is None for b in recognizer.buffers())
+    assert all(np.array_equal(v.numpy(), before[k]) for k, v in recognizer.named_buffers())
+    assert set(loss.terms) == {"pixel", "teacher", "ctc"} and loss.terms["teacher"] > 0 and loss.terms["ctc"] > 0
+    assert loss(hr, hr, crops[1][:2]) is not None and loss.terms["teacher"] == pytest.approx(0, abs=1e-5)
+
+
+def test_reduced_class_ctc_equals_ctc_over_all_classes():
+    class Rec:  # the one method RecognitionLoss._ctc needs
+        index = {c: i for i, c in enumerate("_abcdefghij", 0) if i}
+
+        def encode(self, labels):
+            return ServiceRecognizer.encode(self, labels)
+
+    rng = np.random.default_rng(1)
+    logits = paddle.to_tensor(rng.normal(0, 3, (3, 12, 300)).astype(np.float32))
+    logits.stop_gradient = False
+    labels = ["abc", "jj", "cafe"]
+    reduced = RecognitionLoss._ctc(Rec(), log_softmax(logits), labels)
+    (g_reduced,) = paddle.grad(reduced, logits)
+    targets, lengths = Rec().encode(labels)
+    full = F.ctc_loss(
+        log_softmax(logits).transpose([1, 0, 2]), paddle.to_tensor(targets), paddle.full([3], 12, "int64"),
+        paddle.to_tensor(lengths), blank=0, reduction="mean",
+    )
+    (g_full,) = paddle.grad(full, logits)
+    assert float(reduced) == pytest.approx(float(full), rel=1e-5)
+    np.testing.assert_allclose(g_reduced.numpy(), g_full.numpy(), atol=1e-5)
+
+
+def test_log_softmax_is_paddles():
+    x = paddle.to_tensor(np.random.default_rng(2).normal(0, 5, (2, 3, 50)).astype(np.float32))
+    np.testing.assert_allclose(log_softmax(x).numpy(), F.log_softmax(x, axis=-1).numpy(), atol=1e-5)
+
+
+def test_loss_switches_and_bad_settings():
+    off = RecognitionLoss()
+    assert off.recognizer is None  # no recognition term, no recognizer loaded
+    x = paddle.zeros([1, 3, 32, 128])
+    assert float(off(x, x + 0.5, ["a"])) == pytest.approx(0.25) and off.terms == {"pixel": pytest.approx(0.25)}
+    with pytest.raises(ValueError, match="Loss.teacher must be one of"):
+        RecognitionLoss(teacher="kld")
+    for bad in (-1, "0.1", True):
+        with pytest.raises(ValueError, match="Loss.ctc_weight must be a number >= 0"):
+            RecognitionLoss(ctc_weight=bad)
+    with pytest.raises(TypeError):
+        RecognitionLoss(ctc_weigth=0.1)  # a misspelt key is an error, not ignored
+
+
+def test_onnx_graph_refuses_unknown_operators(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Celu", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
+    with pytest.raises(NotImplementedError, match="Celu"):
+        OnnxGraph(tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="no value named 'nope'"):
+        OnnxGraph(default_model_path(), output="nope")
