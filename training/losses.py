@@ -99,24 +99,33 @@ def confusion_weights(path: str | Path | None) -> np.ndarray:
 
 
 class MSELoss(nn.Layer):
-    """Pixel MSE only: the ablation baseline, and the loss that needs no recognizer."""
+    """Pixel MSE only: the loss that needs no recognizer."""
+
+    def carried_layers(self) -> dict[str, nn.Layer]:
+        return {}
 
     def forward(self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
         return F.mse_loss(sr, hr)
 
 
 class _RecognizerLoss(nn.Layer):
-    def __init__(self, model: nn.Layer) -> None:
-        super().__init__()
-        attr = getattr(model, "recognizer_attr", None)
-        if attr is None or not hasattr(model, attr):
-            raise ValueError(f"{type(self).__name__} needs a network built with its recognizer (with_recognizer=True)")
-        self._model = [model]  # a list, so the recognizer's parameters are not registered twice
+    """A loss that looks through PaddleOCR's frozen Transformer recognizer, which it owns.
 
-    @property
-    def recognizer(self) -> nn.Layer:
-        model = self._model[0]
-        return getattr(model, model.recognizer_attr)
+    The recognizer's layout (alphabet) and its name in PaddleOCR checkpoints come from the network
+    (``recognizer_alphabet``, ``recognizer_attr``); :meth:`carried_layers` tells the trainer to
+    save and load it under that name, so checkpoints keep PaddleOCR's layout.
+    """
+
+    def __init__(self, network: nn.Layer, recognizer_width: float = 1.0) -> None:
+        super().__init__()
+        from training.networks.recognizer import Transformer
+
+        self.checkpoint_name = type(network).recognizer_attr
+        self.recognizer = Transformer(type(network).recognizer_alphabet, recognizer_width)
+        self.recognizer.freeze()
+
+    def carried_layers(self) -> dict[str, nn.Layer]:
+        return {self.checkpoint_name: self.recognizer}
 
     def _attend(self, sr: paddle.Tensor, hr: paddle.Tensor, text_input: np.ndarray):
         rec, ti = self.recognizer, paddle.to_tensor(text_input)
@@ -129,8 +138,8 @@ class _RecognizerLoss(nn.Layer):
 class TelescopeLoss(_RecognizerLoss):
     """MSE + 10 x attention L1 + 0.0005 x confusion-weighted CE (Text Telescope)."""
 
-    def __init__(self, model: nn.Layer, confuse_dict_path: str | None = None, **_: Any) -> None:
-        super().__init__(model)
+    def __init__(self, network: nn.Layer, recognizer_width: float = 1.0, confuse_dict_path: str | None = None) -> None:
+        super().__init__(network, recognizer_width)
         path = confuse_dict_path if confuse_dict_path and Path(confuse_dict_path).is_file() else None
         if confuse_dict_path and path is None:
             raise FileNotFoundError(f"Loss.confuse_dict_path {confuse_dict_path} not found (a JSON confusion matrix)")
@@ -149,8 +158,8 @@ class TelescopeLoss(_RecognizerLoss):
 class StrokeFocusLoss(_RecognizerLoss):
     """100 x (MSE + 50 x attention L1), attention from a stroke-level recognizer (Text Gestalt)."""
 
-    def __init__(self, model: nn.Layer, character_dict_path: str | None = None, **_: Any) -> None:
-        super().__init__(model)
+    def __init__(self, network: nn.Layer, recognizer_width: float = 1.0, character_dict_path: str | None = None) -> None:
+        super().__init__(network, recognizer_width)
         self.table = load_stroke_table(character_dict_path)
         if len(self.recognizer.alphabet) != len(GESTALT_ALPHABET):
             raise ValueError("StrokeFocusLoss needs the stroke recognizer (10 classes); use the TSRN network")
@@ -197,6 +206,9 @@ class RecognitionLoss(nn.Layer):
 
             self.recognizer = [ServiceRecognizer(recognizer_model)]  # a list: its buffers are not this loss's state
         self.terms: dict[str, float] = {}
+
+    def carried_layers(self) -> dict[str, nn.Layer]:
+        return {}  # the recognizer is read from its ONNX file, never saved with the SR weights
 
     def forward(self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
         pixel = F.mse_loss(sr, hr)
@@ -251,17 +263,22 @@ def log_softmax(logits: paddle.Tensor) -> paddle.Tensor:
 
 
 LOSSES: dict[str, Callable[..., nn.Layer]] = {
-    "MSELoss": lambda model, **kw: MSELoss(),
-    "RecognitionLoss": lambda model, **kw: RecognitionLoss(**kw),
+    "MSELoss": lambda network, recognizer_width: MSELoss(),
+    "RecognitionLoss": lambda network, recognizer_width, **kw: RecognitionLoss(**kw),
     "TelescopeLoss": TelescopeLoss,
     "StrokeFocusLoss": StrokeFocusLoss,
 }
+"""``Loss.name`` -> builder ``(network, recognizer_width, **the section's other keys)``. Every loss has
+``carried_layers()``: the frozen layers it owns that checkpoints keep, by their PaddleOCR names."""
 
 
-def build_loss(cfg: dict[str, Any], model: nn.Layer) -> nn.Layer:
-    """Build the ``Loss`` section's loss for ``model``."""
+def build_loss(cfg: dict[str, Any], network: nn.Layer, recognizer_width: float = 1.0) -> nn.Layer:
+    """Build the ``Loss`` section's loss for ``network``; an unknown key in the section is an error."""
     cfg = dict(cfg)
     name = cfg.pop("name", "MSELoss")
     if name not in LOSSES:
         raise ValueError(f"unknown Loss.name {name!r}; choose one of {sorted(LOSSES)}")
-    return LOSSES[name](model, **cfg)
+    try:
+        return LOSSES[name](network, recognizer_width, **cfg)
+    except TypeError as exc:
+        raise ValueError(f"Loss ({name}): {exc}") from None

@@ -20,8 +20,6 @@ import numpy as np
 
 from training.config import architecture, load_config, recognizer_width
 
-LOSSES_NEEDING_RECOGNIZER = {"TelescopeLoss", "StrokeFocusLoss"}
-
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -115,7 +113,7 @@ class Trainer:
 
         from training.data.lmdb_dataset import LMDBDataSetSR
         from training.losses import build_loss
-        from training.networks import build_network, load_checkpoint
+        from training.networks import PaddleOCRLayout, build_network, load_checkpoint
 
         self.cfg, self.log = cfg, log
         self.settings = s = TrainSettings.from_config(cfg)
@@ -124,31 +122,34 @@ class Trainer:
         paddle.set_device("gpu" if g.get("use_gpu") and paddle.device.is_compiled_with_cuda() else "cpu")
         self.world, self.rank = paddle.distributed.get_world_size(), paddle.distributed.get_rank()
         paddle.seed(s.seed)
-        needs_rec = s.loss.get("name") in LOSSES_NEEDING_RECOGNIZER
-        extra = {"with_recognizer": True, "recognizer_width": recognizer_width(cfg)} if needs_rec else {}
-        self.model = build_network(self.arch.backbone, stn=self.arch.stn, **extra, **self.arch.kwargs)
+        self.model = build_network(self.arch.backbone, stn=self.arch.stn, **self.arch.kwargs)
         self.forward_model = self.model
         if self.world > 1:  # launched by `python -m paddle.distributed.launch --gpus ...`
             paddle.distributed.init_parallel_env()
             self.forward_model = paddle.DataParallel(self.model)
-        self.loss_fn = build_loss(s.loss, self.model)
+        self.loss_fn = build_loss(s.loss, self.model, recognizer_width(cfg))
+        carried = self.loss_fn.carried_layers()
+        # what checkpoints hold: the network and the loss's frozen layers, in PaddleOCR's layout
+        self.checkpointed = PaddleOCRLayout(self.model, carried)
         self.data = LMDBDataSetSR(s.train_dir)
         clip = paddle.nn.ClipGradByGlobalNorm(s.clip_norm) if s.clip_norm else None
-        params = [p for p in self.model.parameters() if not p.stop_gradient]
         self.optimizer = paddle.optimizer.Adam(
-            learning_rate=self._learning_rate(), beta1=s.beta1, beta2=s.beta2, parameters=params, grad_clip=clip
+            learning_rate=self._learning_rate(), beta1=s.beta1, beta2=s.beta2, parameters=self.model.parameters(), grad_clip=clip
         )
         self.step, self.epoch, self.best = 0, 0, -math.inf
         self._reader = None
         self._terms: dict[str, list[float]] = {}
-        rec_path = (cfg.get("Global") or {}).get("pretrained_recognizer")
+        rec_path = g.get("pretrained_recognizer")
+        if rec_path and len(carried) != 1:
+            raise ValueError(f"Global.pretrained_recognizer is set, but Loss {s.loss.get('name')} carries no recognizer to load it into")
         # with a recognizer file of its own, SR weights may come without the recognizer (an MSE run's)
-        self.optional = (self.model.recognizer_attr + ".",) if rec_path and needs_rec else ()
+        self.optional = tuple(f"{name}." for name in carried) if rec_path else ()
         if s.pretrained:
-            load_checkpoint(self.model, s.pretrained, drop_training_only=False, optional=self.optional)
-        if self.optional:
-            load_checkpoint(getattr(self.model, self.model.recognizer_attr), rec_path)
-            getattr(self.model, self.model.recognizer_attr).freeze()
+            # a PaddleOCR checkpoint's recognizer is dropped when this run's loss carries none
+            load_checkpoint(self.checkpointed, s.pretrained, drop_training_only=True, optional=self.optional)
+        if rec_path:
+            (recognizer,) = carried.values()
+            load_checkpoint(recognizer, rec_path)
         if s.resume:
             self.load(s.resume)
         s.save_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +181,7 @@ class Trainer:
         from training.networks import save_checkpoint
 
         prefix = self.settings.save_dir / name
-        save_checkpoint(self.model, prefix.with_suffix(".pdparams"))
+        save_checkpoint(self.checkpointed, prefix.with_suffix(".pdparams"))
         paddle.save(self._portable_optimizer_state(), str(prefix.with_suffix(".pdopt")))
         states = {"epoch": self.epoch, "global_step": self.step, "best_metric": self.settings.best_metric, "best": self.best, "config": self.cfg}
         prefix.with_suffix(".states").write_text(json.dumps(states, indent=2, default=str))
@@ -192,7 +193,7 @@ class Trainer:
         from training.networks import load_checkpoint
 
         prefix = _ckpt_prefix(Path(path))
-        load_checkpoint(self.model, prefix.with_suffix(".pdparams"), drop_training_only=False, optional=self.optional)
+        load_checkpoint(self.checkpointed, prefix.with_suffix(".pdparams"), drop_training_only=False, optional=self.optional)
         self._load_optimizer_state(paddle.load(str(prefix.with_suffix(".pdopt"))))
         states = json.loads(prefix.with_suffix(".states").read_text())
         self.epoch, self.step = int(states["epoch"]), int(states["global_step"])
@@ -228,9 +229,6 @@ class Trainer:
 
         paddle.seed(self.settings.seed * 1_000_003 + self.step)
         self.model.train()
-        rec = getattr(self.model, getattr(self.model, "recognizer_attr", ""), None)
-        if rec is not None:
-            rec.freeze()
         sr = self.forward_model(paddle.to_tensor(lr))
         loss = self.loss_fn(sr, paddle.to_tensor(hr), labels)
         for key, value in getattr(self.loss_fn, "terms", {}).items():

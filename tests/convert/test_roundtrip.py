@@ -13,7 +13,7 @@ import pytest
 from convert.verify import render_text_crops
 from textsr.cli import main
 from textsr.manifest import read_manifest, sha256_file
-from training.networks import build_network, load_checkpoint, save_checkpoint
+from training.networks import build_network, build_training_layout, load_checkpoint, save_checkpoint
 
 CONFIGS = {"TBSRN": "training/configs/sr_telescope.yml", "TSRN": "training/configs/sr_tsrn_transformer_strock.yml"}
 
@@ -28,7 +28,7 @@ def converted(request, tmp_path_factory, repo_root):
     name = request.param
     tmp = tmp_path_factory.mktemp(name)
     paddle.seed(7)
-    ckpt = save_checkpoint(build_network(name, stn=True, with_recognizer=True), tmp / "best_accuracy.pdparams")
+    ckpt = save_checkpoint(build_training_layout(name), tmp / "best_accuracy.pdparams")
     out = tmp / "onnx"
     args = ["convert", "--config", str(repo_root / CONFIGS[name]), "--checkpoint", str(ckpt), "--out", str(out)]
     if name == "TSRN":

@@ -27,7 +27,7 @@ def _arm(tmp_path, repo_root, name, sr_accuracy, correct=None):
 
 
 def test_mcnemar_exact():
-    from training.ablation import mcnemar_p
+    from training.metrics import mcnemar_p
 
     assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(5, 5) == 1.0
     assert mcnemar_p(0, 6) == pytest.approx(2 / 64)  # all 6 discordant pairs one way: 2 * 0.5**6
@@ -108,25 +108,28 @@ def test_shipped_ablation_is_its_json_and_in_the_card(repo_root):
 
 @pytest.mark.slow
 def test_make_ablation_run_end_to_end(tmp_path, repo_root):
-    """`make ablation-run` at toy size: recognizer pretraining, both arms, convert, eval, the table."""
+    """`make ablation-run` at toy size: both arms trained, converted, evaluated (two recognizers), the table."""
     from pathlib import Path
 
     from training.data.synth import generate
 
     data = tmp_path / "data"
-    generate(data, train=16, test=2, seed=3, progress=False)
+    generate(data, train=16, test=2, seed=3, progress=False, val=2)
     venv = Path(sys.executable).parent.parent
     out = tmp_path / "card"
     subprocess.run(
         ["make", "-s", "-C", str(repo_root), "ablation-run", f"VENV={venv}", f"ABLATION={tmp_path / 'runs'}",
-         f"ABLATION_DATA={data}", f"ABLATION_OUT={out}", "ABLATION_STEPS=2", "RECOGNIZER_STEPS=2"],
+         f"ABLATION_DATA={data}", f"ABLATION_OUT={out}", "ABLATION_STEPS=2", "ARM_EXTRA=Global.print_batch_step=1"],
         check=True, capture_output=True, timeout=900,
     )
     summary = json.loads((out / "ablation.json").read_text())
-    assert list(summary["arms"]) == ["pixel MSE", "StrokeFocusLoss"]
-    assert summary["recognizer"]["steps"] == 2 and summary["recognizer"]["width"] == 0.125
-    for arm in ("mse", "stroke"):
+    assert list(summary["arms"]) == ["pixel only", "pixel + recognition"]
+    for arm in ("pixel", "recognition"):
         states = json.loads((tmp_path / "runs" / arm / "latest.states").read_text())
-        assert states["global_step"] == 2
-        assert (tmp_path / "runs" / arm / "model" / "metrics.json").is_file()
-    assert "for 2 steps of batch 8" in (out / "ablation.md").read_text()
+        assert states["global_step"] == 2 and states["best_metric"] == "accuracy"
+        metrics = json.loads((tmp_path / "runs" / arm / "model" / "metrics.json").read_text())
+        assert set(metrics["splits"]) == {"easy", "medium", "hard", "unseen"} and "heldout_accuracy" in metrics["average"]
+        log = [json.loads(line) for line in (tmp_path / "runs" / arm / "train_log.jsonl").read_text().splitlines()]
+        terms = {k for row in log for k in row if k.startswith("loss_")}
+        assert terms == ({"loss_pixel"} if arm == "pixel" else {"loss_pixel", "loss_teacher", "loss_ctc"})
+    assert "for up to 2 steps of batch 8" in (out / "ablation.md").read_text()

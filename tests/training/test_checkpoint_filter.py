@@ -6,13 +6,20 @@ import numpy as np
 import paddle
 import pytest
 
-from training.networks import CheckpointMismatch, build_network, checkpoint_filter_fn, load_checkpoint, save_checkpoint
+from training.networks import (
+    CheckpointMismatch,
+    build_network,
+    build_training_layout,
+    checkpoint_filter_fn,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
 def tsrn_training_state():
     paddle.seed(3)
-    return build_network("TSRN", stn=True, with_recognizer=True).state_dict()
+    return build_training_layout("TSRN").state_dict()
 
 
 def test_prefixed_and_bare_keys_load_into_export_model(tsrn_training_state):
@@ -31,7 +38,7 @@ def test_container_is_unwrapped(tsrn_training_state):
 
 
 def test_training_model_requires_recognizer_keys(tsrn_training_state):
-    model = build_network("TSRN", stn=True, with_recognizer=True)
+    model = build_training_layout("TSRN")
     state = {k: v for k, v in tsrn_training_state.items() if not k.startswith("r34_transformer.")}
     with pytest.raises(CheckpointMismatch) as err:
         checkpoint_filter_fn(state, model)

@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 import pytest
 
-from training.networks import NETWORKS, build_network
+from training.networks import NETWORKS, build_network, build_training_layout
 from training.networks.blocks import positional_encoding_2d
 
 
@@ -19,7 +19,7 @@ def _reference_keys(data_dir, name):
 
 @pytest.mark.parametrize("name", ["TBSRN", "TSRN"])
 def test_training_layout_equals_paddleocr(name, data_dir):
-    model = build_network(name, stn=True, with_recognizer=True)
+    model = build_training_layout(name)
     ours = {k: list(v.shape) for k, v in model.state_dict().items()}
     ref = _reference_keys(data_dir, name)
     assert sorted(set(ref) - set(ours)) == []

@@ -15,7 +15,7 @@ from training.train import Trainer
 
 DEFAULT = "training/configs/default_tsrn.yml"
 CONFIGS = {
-    "MSELoss": (DEFAULT, ["Loss.name=MSELoss", "Loss.teacher_weight=0", "Loss.ctc_weight=0"]),
+    "MSELoss": (DEFAULT, ["Loss={name: MSELoss}"]),
     "RecognitionLoss": (DEFAULT, []),  # the default recipe
     "StrokeFocusLoss": ("training/configs/sr_tsrn_transformer_strock.yml", []),
     "TelescopeLoss": ("training/configs/sr_telescope.yml", ["Loss.confuse_dict_path=null"]),
@@ -153,7 +153,9 @@ def test_recognizer_pretraining_feeds_the_sr_losses(loss, repo_root, data, tmp_p
         assert np.asarray(table["matrix"]).shape == (62, 62) and 0 <= result["char_accuracy"] <= 1
         cfg = {**cfg, "Loss": {**cfg["Loss"], "confuse_dict_path": str(out / "confuse.json")}}
     t = Trainer({**cfg, "Global": {**cfg["Global"], **overrides}}, log=lambda s: None)
-    rec = getattr(t.model, t.model.recognizer_attr)
+    rec = t.loss_fn.recognizer
+    assert not [k for k in t.model.state_dict() if "transformer" in k]  # the recognizer is the loss's, not the network's
+    assert set(t.checkpointed.state_dict()) == set(t.model.state_dict()) | {f"{type(t.model).recognizer_attr}.{k}" for k in rec.state_dict()}
     np.testing.assert_array_equal(rec.generator_word_with_upperword.proj.weight.numpy(), rt.model.generator_word_with_upperword.proj.weight.numpy())
     assert all(p.stop_gradient for p in rec.parameters())
 

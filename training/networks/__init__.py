@@ -16,7 +16,9 @@ __all__ = [
     "TBSRN",
     "TSRN",
     "CheckpointMismatch",
+    "PaddleOCRLayout",
     "build_network",
+    "build_training_layout",
     "checkpoint_filter_fn",
     "load_checkpoint",
     "save_checkpoint",
@@ -31,3 +33,30 @@ def build_network(name: str, **kwargs: Any) -> nn.Layer:
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; choose one of {sorted(NETWORKS)}")
     return NETWORKS[name](**kwargs)
+
+
+class PaddleOCRLayout(nn.Layer):
+    """The SR network and the frozen layers a loss carries, under the names PaddleOCR's checkpoints use.
+
+    PaddleOCR keeps the text-focus recognizer inside the SR network (``r34_transformer.*`` next to
+    ``block1.*``); here the recognizer belongs to the loss, and this view puts the two side by side
+    again for saving and strict loading. It shares the layers: nothing is copied.
+    """
+
+    def __init__(self, network: nn.Layer, carried: dict[str, nn.Layer] | None = None) -> None:
+        super().__init__()
+        for name, layer in network.named_children():
+            self.add_sublayer(name, layer)
+        for name, layer in (carried or {}).items():
+            if name in dict(network.named_children()):
+                raise ValueError(f"a loss's layer {name!r} would shadow the network's")
+            self.add_sublayer(name, layer)
+
+
+def build_training_layout(name: str, recognizer_width: float = 1.0, **kwargs: Any) -> PaddleOCRLayout:
+    """PaddleOCR's whole training model for a backbone: the network with its STN and the text-focus recognizer."""
+    from training.networks.recognizer import Transformer
+
+    network = build_network(name, stn=True, **kwargs)
+    recognizer = Transformer(type(network).recognizer_alphabet, recognizer_width)
+    return PaddleOCRLayout(network, {type(network).recognizer_attr: recognizer})

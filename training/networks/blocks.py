@@ -175,8 +175,10 @@ class SRBackbone(nn.Layer):
     residual_block: Callable[[int], nn.Layer]
     """The residual block class of the network (set by each subclass)."""
     recognizer_attr: str = ""
-    """Attribute name of the frozen recognizer in PaddleOCR's layout (``transformer`` / ``r34_transformer``)."""
+    """Where PaddleOCR's checkpoints of this network keep the text-focus losses' frozen recognizer
+    (``transformer`` / ``r34_transformer``); the recognizer itself belongs to the loss."""
     recognizer_alphabet: str = ""
+    """The alphabet of that recognizer in PaddleOCR's layout."""
 
     def __init__(
         self,
@@ -186,9 +188,7 @@ class SRBackbone(nn.Layer):
         in_planes: int = 3,
         stn: bool = False,
         lr_size: tuple[int, int] = (16, 64),
-        with_recognizer: bool = False,
         bicubic_residual: bool = False,
-        recognizer_width: float = 1.0,
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
@@ -219,12 +219,6 @@ class SRBackbone(nn.Layer):
 
             self.tps = TPSSpatialTransformer(output_image_size=lr_size, num_control_points=20, margins=(0.05, 0.05))
             self.stn_head = STNHead(in_channels=in_planes, num_ctrlpoints=20)
-        if with_recognizer:  # training only: the frozen recognizer the text-focus losses look through
-            from training.networks.recognizer import Transformer
-
-            recognizer = Transformer(alphabet=self.recognizer_alphabet, width=recognizer_width)
-            recognizer.freeze()
-            self.add_sublayer(self.recognizer_attr, recognizer)
 
     def forward(self, lr: paddle.Tensor) -> paddle.Tensor:
         """Map a low-resolution batch ``[N, 3, h, w]`` in [0, 1] to ``[N, 3, 2h, 2w]`` in (-1, 1)."""

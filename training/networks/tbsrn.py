@@ -62,7 +62,7 @@ class RecurrentResidualBlock(ResidualBlockBase):
 
 
 class TBSRN(SRBackbone):
-    """Text Telescope's SR network; ``with_recognizer`` attaches the frozen ``transformer``."""
+    """Text Telescope's SR network (its checkpoints carry the letter recognizer as ``transformer``)."""
 
     residual_block = RecurrentResidualBlock
     recognizer_attr = "transformer"

@@ -25,7 +25,7 @@ class RecurrentResidualBlock(ResidualBlockBase):
 
 
 class TSRN(SRBackbone):
-    """Text Gestalt's SR network; ``with_recognizer`` attaches the frozen ``r34_transformer``."""
+    """Text Gestalt's SR network (its checkpoints carry the stroke recognizer as ``r34_transformer``)."""
 
     residual_block = RecurrentResidualBlock
     recognizer_attr = "r34_transformer"

@@ -1,0 +1,29 @@
+"""bench/train_step.py runs and writes its table (tiny settings; the committed result is the full run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("paddle", reason="the training-step bench needs paddle")
+
+
+def test_train_step_bench_writes_its_table(tmp_path, repo_root):
+    from training.data.synth import generate
+
+    generate(tmp_path / "data", train=8, test=0, seed=1, progress=False)
+    env = {**os.environ, "TEXTSR_BENCH_RESULTS": str(tmp_path / "results")}
+    subprocess.run(
+        [sys.executable, "bench/train_step.py", "--data", str(tmp_path / "data" / "train"), "--repeat", "1", "--threads", "1",
+         "--rows", "log_softmax_paddle", "log_softmax_logsumexp"],
+        cwd=repo_root, env=env, check=True, capture_output=True, timeout=300,
+    )
+    (md,) = (tmp_path / "results").glob("train_step-*.md")
+    (js,) = (tmp_path / "results").glob("train_step-*.json")
+    results = json.loads(js.read_text())["results"]
+    assert set(results) == {"log_softmax_paddle@1", "log_softmax_logsumexp@1"}
+    assert all(r["seconds"] > 0 for r in results.values()) and "| log_softmax_logsumexp" in md.read_text()
