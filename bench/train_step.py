@@ -130,7 +130,7 @@ def main() -> None:
         cells = [f"{results[f'{row}@{t}']['seconds']:.3f}" for t in args.threads]
         rows.append([row, *cells])
     before, after = results.get(f"recognition_before@{args.threads[0]}"), results.get(f"recognition_after@{args.threads[0]}")
-    md = table(["what (batch %d)" % args.batch, *(f"s, {t} thread(s)" for t in args.threads)], rows)
+    md = table([f"what (batch {args.batch})", *(f"s, {t} thread(s)" for t in args.threads)], rows)
     if before and after:
         md += f"\n\nRecognition step, {args.threads[0]} thread(s): {before['seconds']:.2f} s before, {after['seconds']:.2f} s after: {before['seconds'] / after['seconds']:.1f}x faster."
     print(md)
