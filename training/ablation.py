@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from training.metrics import mcnemar_p
-from training.model_card import TABLE_HEAD, TABLE_RULE, metrics_row
+from training.model_card import TABLE_HEAD, TABLE_RULE, metrics_row, paired_sentence
 
 
 def _arm(spec: str) -> tuple[str, Path]:
@@ -62,6 +62,9 @@ def render(summary: dict[str, Any]) -> str:
         gains = a["recognition_gain_points_per_split"]
         lines.append(f"| {label} | " + " | ".join(f"{gains[s]:+.1f}" if s in gains else "" for s in splits) + " |")
     lines += _paired(arms)
+    for label, a in arms.items():
+        sentence = paired_sentence(label, a["metrics"])
+        lines += ["", sentence] if sentence else []
     rec = summary.get("recognizer")
     if rec is not None:
         lines += ["", f"Recognizer the text-focus arm looks through: width {rec['width']:g}, {rec['steps']} pretraining steps; "

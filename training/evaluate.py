@@ -198,8 +198,18 @@ def run_eval(
         heldout_recognizer() if heldout else None,
     )
     save_grid(result.pop("grid"), out / "grid.png")
+    result["model"] = _graph_identity(Path(model_dir))
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _graph_identity(model_dir: Path) -> dict[str, str]:
+    """Which graph the figures belong to: the manifest's name and the fp32 graph's sha256 (as served)."""
+    from textsr.manifest import read_manifest
+
+    m = read_manifest(model_dir)
+    graph = next(g for g in m.graphs if g.precision == "fp32")
+    return {"name": m.name, "file": graph.file, "sha256": graph.sha256}
 
 
 def evaluate_sr(
