@@ -38,3 +38,51 @@ def test_model_beats_bicubic(folder):
     avg = json.loads((folder / "metrics.json").read_text())["average"]
     assert avg["sr"]["psnr_paddleocr"] > avg["bicubic"]["psnr_paddleocr"]
     assert avg["sr"]["ssim"] > avg["bicubic"]["ssim"]
+
+
+DEFAULT = ROOT / "models" / "gestalt-tsrn-synth"
+
+
+def test_default_metrics_belong_to_the_shipped_graph():
+    """metrics.json names the graph it was measured on; that is the graph the service loads."""
+    metrics = json.loads((DEFAULT / "metrics.json").read_text())
+    graph = next(g for g in read_manifest(DEFAULT).graphs if g.precision == "fp32")
+    assert metrics["model"] == {"name": "gestalt-tsrn-synth", "file": graph.file, "sha256": sha256_file(DEFAULT / graph.file)}
+
+
+def test_default_metrics_remeasured_live(tmp_path):
+    """The first crops of every test split, regenerated (gen-data is deterministic) and evaluated now, give exactly the
+    per-crop recognition record the committed metrics.json holds, for both recognizers and all three sources."""
+    pytest.importorskip("paddle", reason="gen-data's renderer is in the train extra")
+    from training.data.synth import write_split
+    from training.evaluate import default_recognizer, evaluate_splits, heldout_recognizer, onnx_upscaler
+
+    committed = json.loads((DEFAULT / "metrics.json").read_text())
+    n = 16
+    for split in committed["splits"]:
+        write_split(tmp_path, f"test/{split}", n, seed=0, progress=False)
+    live = evaluate_splits(onnx_upscaler(DEFAULT), tmp_path / "test", None, default_recognizer(), 0, heldout_recognizer())
+    assert set(live["splits"]) == set(committed["splits"])
+    for split, result in live["splits"].items():
+        for key in ("correct", "heldout_correct"):
+            for source, hits in result[key].items():
+                assert hits == committed["splits"][split][key][source][:n], (split, key, source)
+
+
+def test_default_model_claims(repo_root):
+    """What the card and the README claim of the default model is what its metrics.json says."""
+    metrics = json.loads((DEFAULT / "metrics.json").read_text())
+    avg = metrics["average"]
+    card = (DEFAULT / "MODEL_CARD.md").read_text()
+    readme = (repo_root / "README.md").read_text()
+    models = readme.split("## Models")[1].split("\n## ")[0]
+    rec, held = avg["accuracy"], avg["heldout_accuracy"]
+    for text in (card, models):
+        assert f"{100 * rec['sr']:.1f}%" in text and f"{100 * rec['bicubic']:.1f}%" in text
+        assert f"{100 * held['sr']:.1f}%" in text and f"{100 * held['bicubic']:.1f}%" in text
+    for who, pair in avg["sr_vs_bicubic"].items():
+        assert f"reads {pair['only_first']} SR crops that bicubic misses and misses {pair['only_second']}" in card, who
+    # the model beats bicubic for recognition, for both recognizers, and on the unseen degradations
+    assert rec["sr"] > rec["bicubic"] and held["sr"] > held["bicubic"]
+    unseen = metrics["splits"]["unseen"]
+    assert unseen["accuracy"]["sr"] >= unseen["accuracy"]["bicubic"]

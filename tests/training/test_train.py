@@ -214,3 +214,22 @@ def test_text_focus_run_continues_an_mse_checkpoint(repo_root, data, tmp_path):
     assert np.isfinite(t.train_step(*batch)) and t.step == 2
     with pytest.raises(CheckpointMismatch, match="wrong shape"):  # a recognizer of another width
         Trainer(config(repo_root, data, tmp_path, "StrokeFocusLoss", *sf[:2], f"Global.pretrained_recognizer={rec}"), log=lambda s: None)
+
+
+def test_best_checkpoint_by_recognition_accuracy(repo_root, data, tmp_path):
+    """Global.best_metric=accuracy keeps the checkpoint the service recognizer reads best; it needs eval_recognition."""
+    cfg = config(repo_root, data, tmp_path, "MSELoss", "Global.max_steps=2", "Global.eval_batch_step=[0, 1]",
+                 "Global.eval_recognition=true", "Global.best_metric=accuracy", "Optimizer.lr.values=[0.00001,0.00001]")
+    t = Trainer(cfg, log=lambda s: None)
+    result = t.fit()
+    rows = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval" in r]
+    assert [r["step"] for r in evals] == [1, 2] and all("accuracy" in r["eval"]["average"] for r in evals)
+    best = max(evals, key=lambda r: r["eval"]["average"]["accuracy"]["sr"])  # the first of equals is kept
+    states = json.loads((tmp_path / "out" / "best_accuracy.states").read_text())
+    assert states["best_metric"] == "accuracy" and states["global_step"] == best["step"]
+    assert states["best"] == best["eval"]["average"]["accuracy"]["sr"] and result["eval"]["average"]["accuracy"]["hr"] > 0
+    for bad, match in (("Global.best_metric=loss", "Global.best_metric must be one of"),
+                       ("Global.eval_recognition=false", "needs Global.eval_recognition=true")):
+        with pytest.raises(ValueError, match=match):
+            Trainer(config(repo_root, data, tmp_path, "MSELoss", "Global.best_metric=accuracy", bad), log=lambda s: None)
