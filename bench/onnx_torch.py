@@ -16,6 +16,7 @@ Only what our graphs need is implemented; anything else raises ``NotImplementedE
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def export(onnx_path: str | Path, out: str | Path) -> Path:
         "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
         "metadata": {p.key: p.value for p in model.metadata_props},
         "gflop_per_crop": gflops_per_crop(Path(onnx_path)),
+        # where the graph came from, so that a machine with onnxruntime can hold the bridge to it (bench/gpu_bridge.py)
+        "source": {"path": str(Path(onnx_path).resolve()), "sha256": hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()},
     }
     (out / "graph.json").write_text(json.dumps(graph))
     np.savez(out / "weights.npz", **weights)

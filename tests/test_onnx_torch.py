@@ -19,9 +19,15 @@ from convert.verify import render_text_crops  # noqa: E402
 from service.engine import OrtEngine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+README_TOLERANCE = 5e-6
+"""The README: "The bridge's outputs equal ONNX Runtime's within 5e-6 for TSRN and TBSRN"."""
 
 
-def check_parity(onnx_path, tmp_path, tol=1e-4):
+def test_readme_states_the_tolerance_tested_here():
+    assert f"within {README_TOLERANCE:.0e}".replace("e-0", "e-") in (ROOT / "README.md").read_text()
+
+
+def check_parity(onnx_path, tmp_path, tol=README_TOLERANCE):
     folder = export(onnx_path, tmp_path / "portable")
     graph, ort = TorchGraph(folder), OrtEngine(onnx_path, providers="cpu")
     for batch in (1, 3):
@@ -60,7 +66,8 @@ def test_unknown_operator_is_named(tmp_path):
 
 
 def test_gpu_bench_script_runs_on_cpu(model_dir_any, tmp_path):
-    """bench/gpu_bridge.py, the script the lent GPU runs, works end to end (here on the CPU, tiny sweep)."""
+    """bench/gpu_bridge.py, the script the lent GPU runs, works end to end (here on the CPU, tiny sweep), and its
+    parity figures are measured against ONNX Runtime (onnxruntime is importable here), within the README's 5e-6."""
     import json
     import subprocess
     import sys
@@ -71,6 +78,7 @@ def test_gpu_bench_script_runs_on_cpu(model_dir_any, tmp_path):
            "--batches", "1", "--seconds", "0.01", "--out", str(tmp_path / "out")]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300, cwd=ROOT)
     data = json.loads((tmp_path / "out" / "gpu_bridge-cpu.json").read_text())["graphs"]["tsrn"]
-    assert data["parity"]["float32"] == 0 and data["parity"]["float16"] < 5e-2
+    assert data["parity_reference"].startswith("onnxruntime"), data["parity_reference"]  # not the bridge vs itself
+    assert data["parity"]["float32"] <= README_TOLERANCE and data["parity"]["float16"] < 5e-2
     assert [(r["setting"], r["batch"]) for r in data["rows"]] == [("fp32", 1), ("fp16", 1)]
     assert all(r["crops_per_s"] > 0 for r in data["rows"])
