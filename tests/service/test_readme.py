@@ -3,6 +3,9 @@ curl, Python and tritonclient examples run against a live server; `make serve` s
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import re
 import shlex
@@ -45,13 +48,77 @@ def test_every_textsr_command_parses():
         parser.parse_args(shlex.split(cmd)[1:])
 
 
-def test_curl_examples_run(server, tmp_path):
+def _png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a PNG that decodes completely."""
+    from PIL import Image
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img.size
+
+
+def test_curl_examples_run(server, tmp_path, model_dir):
+    """Every README curl answers 200 with what the README says it returns: the 2x PNG itself; JSON with base64 PNGs
+    of the model's output size and the recognized text; a tiled line at 2x its aspect-kept width; text only."""
+    from PIL import Image
+
+    from textsr.manifest import read_manifest
+
+    name = httpx.get(server.url + "/v1/models").json()["models"][0]["name"]
+    manifest = read_manifest(model_dir / name)
+    out_h, out_w = manifest.output.shape[2:]
+    scale, (lr_h, _) = manifest.scale, manifest.lr_size
+    sizes = {f: Image.open(ROOT / "tests/data" / f).size for f in ("word.png", "line.png")}
+    png_out = tmp_path / "word_sr.png"
+
+    def upscaled(result: dict, size: tuple[int, int]) -> None:
+        assert (result["width"], result["height"]) == size and _png_size(base64.b64decode(result["image"])) == size
+
+    def read(result: dict) -> None:
+        assert isinstance(result["text"], str) and 0 <= result["confidence"] <= 1
+
+    def png(body: str, ctype: str) -> None:
+        assert body == "" and ctype == "image/png"
+        assert _png_size(png_out.read_bytes()) == (out_w, out_h)
+
+    def several_with_text(body: str, ctype: str) -> None:
+        data = json.loads(body)
+        assert data["model"] == name and data["mode"] == "resize"
+        assert [(r["index"], r["filename"], (r["input_width"], r["input_height"])) for r in data["results"]] == [
+            (0, "word.png", sizes["word.png"]), (1, "line.png", sizes["line.png"])]
+        for r in data["results"]:
+            upscaled(r, (out_w, out_h))
+            read(r)
+
+    def tiled(body: str, ctype: str) -> None:
+        data = json.loads(body)
+        assert data["mode"] == "tile" and len(data["results"]) == 1
+        w, h = sizes["line.png"]
+        upscaled(data["results"][0], (scale * max(manifest.lr_size[1], round(w * lr_h / h)), out_h))
+
+    def text_only(body: str, ctype: str) -> None:
+        data = json.loads(body)
+        assert data["mode"] == "raw" and len(data["results"]) == 1
+        r = data["results"][0]
+        assert r["image"] is None and (r["width"], r["height"]) == sizes["word.png"]
+        read(r)
+        assert r["text"] == "BODIES"  # what tests/data/word.png says; the README recommends source=raw for text
+
+    checks = {"Accept: image/png": png, "recognize=true": several_with_text, "mode=tile": tiled, "/v1/recognize?source=raw": text_only}
     curls = [c for c in commands() if c.startswith("curl")]
     assert len(curls) == 4
+    done = []
     for cmd in curls:
-        cmd = cmd.replace("http://127.0.0.1:8000", server.url).replace("-o word_sr.png", f"-o {tmp_path}/word_sr.png")
-        out = subprocess.run(cmd + " -w '\\n%{http_code}'", shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
-        assert out.stdout.strip().endswith("200") or (tmp_path / "word_sr.png").stat().st_size > 100, (cmd, out.stdout[-300:])
+        (key,) = [k for k in checks if k in cmd]
+        cmd = cmd.replace("http://127.0.0.1:8000", server.url).replace("-o word_sr.png", f"-o {png_out}")
+        out = subprocess.run(cmd + " -w '\n%{http_code} %{content_type}'", shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
+        body, _, status = out.stdout.rpartition("\n")
+        code, _, ctype = status.partition(" ")
+        assert out.returncode == 0 and code == "200", (cmd, out.stdout[-300:], out.stderr[-300:])
+        checks[key](body, ctype)
+        done.append(key)
+    assert sorted(done) == sorted(checks)
 
 
 def test_python_examples_run(server, tmp_path):
