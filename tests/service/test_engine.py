@@ -10,14 +10,16 @@ from service.errors import EngineError
 
 
 class FakeSession:
-    """Stands in for an InferenceSession that was asked for CUDA but fell back to CPU."""
+    """Stands in for an InferenceSession; by default one that runs on the CPU only (e.g. asked for CUDA, fell back)."""
 
     class _Arg:
         def __init__(self, name, shape):
             self.name, self.shape = name, shape
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, providers: tuple[str, ...] = (CPU,)) -> None:
         self.fail = fail
+        self.providers = list(providers)
+        self.bindings: list[RecordingBinding] = []
 
     def get_inputs(self):
         return [self._Arg("lr", ["N", 3, 16, 64])]
@@ -26,12 +28,49 @@ class FakeSession:
         return [self._Arg("sr", ["N", 3, 32, 128])]
 
     def get_providers(self):
-        return [CPU]
+        return self.providers
 
     def run(self, names, feeds):
         if self.fail:
             raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT")
         return [np.repeat(np.repeat(feeds["lr"], 2, 2), 2, 3)]
+
+    def io_binding(self):
+        self.bindings.append(RecordingBinding())
+        return self.bindings[-1]
+
+    def run_with_iobinding(self, binding):
+        binding.ran = True
+        binding.outputs = self.run(None, {"lr": binding.inputs["lr"].array})
+
+
+class FakeOrtValue:
+    """Stands in for onnxruntime.OrtValue: records the device a tensor was placed on."""
+
+    def __init__(self, array, device, device_id):
+        self.array, self.device, self.device_id = array, device, device_id
+
+    @classmethod
+    def ortvalue_from_numpy(cls, array, device="cpu", device_id=0):
+        return cls(array, device, device_id)
+
+
+class RecordingBinding:
+    """Stands in for an IOBinding: records what it was asked to bind, and where."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[str, FakeOrtValue] = {}
+        self.output_devices: dict[str, str] = {}
+        self.ran = False
+
+    def bind_ortvalue_input(self, name, value):
+        self.inputs[name] = value
+
+    def bind_output(self, name, device_type="cpu", device_id=0):
+        self.output_devices[name] = device_type
+
+    def copy_outputs_to_cpu(self):
+        return self.outputs
 
 
 def test_choose_providers():
@@ -67,11 +106,60 @@ def test_real_session_with_and_without_io_binding(model_dir):
     np.testing.assert_array_equal(plain(x), bound(x))
 
 
-def test_auto_on_a_machine_without_cuda_runs_on_cpu(model_dir):
+def test_cuda_requested_but_fallen_back_is_reported(monkeypatch, caplog):
+    """Asked for CUDA, the session runs on CPU only: the engine reports CPU (not what it asked for), runs plain
+    session.run on the host, and logs a warning naming what the session really uses."""
+    import onnxruntime
+
+    asked: list[list[str]] = []
+
+    def fake_session(path, options, providers):
+        asked.append(list(providers))
+        return FakeSession(providers=(CPU,))
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", fake_session)
+    with caplog.at_level("WARNING", logger="textsr.engine"):
+        eng = OrtEngine("m.onnx", providers="cuda")
+    assert asked == [[CUDA, CPU]]
+    assert eng.providers == [CPU] and eng.device == "cpu" and not eng.use_io_binding
+    assert [r.getMessage() for r in caplog.records] == ["CUDA was requested for m.onnx but ONNX Runtime runs it on ['CPUExecutionProvider']"]
+    assert eng(np.zeros((2, 3, 16, 64), np.float32)).shape == (2, 3, 32, 128) and eng.session.bindings == []
+
+
+def test_cuda_session_runs_through_io_binding_on_the_device(monkeypatch, caplog):
+    """A session that really runs on CUDA: device "cuda", no fallback warning, and each call binds the input as a
+    CUDA tensor, asks for the output on CUDA, runs with the binding and returns the output copied to the host."""
+    import onnxruntime
+
+    session = FakeSession(providers=(CUDA, CPU))
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", lambda path, options, providers: session)
+    monkeypatch.setattr(onnxruntime, "OrtValue", FakeOrtValue)
+    with caplog.at_level("WARNING", logger="textsr.engine"):
+        eng = OrtEngine("m.onnx", providers="cuda")
+    assert caplog.records == []
+    assert eng.providers == [CUDA, CPU] and eng.device == "cuda" and eng.use_io_binding
+    x = np.random.default_rng(0).random((2, 3, 16, 64), dtype=np.float32)
+    y = eng(x)
+    (binding,) = session.bindings
+    value = binding.inputs["lr"]
+    assert (value.device, value.device_id) == ("cuda", 0) and value.array.flags.c_contiguous
+    np.testing.assert_array_equal(value.array, x)
+    assert binding.output_devices == {"sr": "cuda"} and binding.ran
+    np.testing.assert_array_equal(y, np.repeat(np.repeat(x, 2, 2), 2, 3))
+
+
+def test_auto_on_this_machine_reports_what_it_runs_on(model_dir):
+    """auto takes CUDA only where the build offers it and its libraries load; on a CPU machine: CPU alone."""
+    import onnxruntime
+
+    from service.engine import cuda_runtime_present
+
+    cuda = CUDA in onnxruntime.get_available_providers() and cuda_runtime_present()
     eng = OrtEngine(next(model_dir.glob("*/model.onnx")), providers="auto")
-    assert eng.providers[-1] == CPU  # whatever was requested, we report what the session uses
-    if eng.providers[0] == CPU:
-        assert eng.device == "cpu"
+    assert eng.providers == ([CUDA, CPU] if cuda else [CPU])
+    assert (eng.device, eng.use_io_binding) == (("cuda", True) if cuda else ("cpu", False))
 
 
 @pytest.mark.parametrize(
