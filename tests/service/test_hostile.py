@@ -37,6 +37,23 @@ PNG = encode(WORD, "PNG")
 JPEG = encode(WORD, "JPEG")
 frames = [WORD.convert("P"), Image.fromarray(255 - np.asarray(WORD)).convert("P")]
 GIF = (lambda b: (frames[0].save(b, "GIF", save_all=True, append_images=frames[1:]), b.getvalue())[1])(io.BytesIO())
+A, B = (200, 40, 90), (20, 180, 60)
+ONE = np.array([[A]], np.uint8)  # 1x1
+STRIP = np.array([[A] * 2500 + [B] * 2500], np.uint8)  # 1x5000, two colours
+HALVES = np.array([[A] * 32 + [B] * 32] * 16, np.uint8)  # what STRIP is at the model's 16x64 (bicubic, no blur across)
+
+# A correct result is what the model makes of the image decoded as the case says (sent as a plain 16x64 RGB PNG):
+# name -> (that RGB image, the largest mean |difference| in grey levels; 0: at most one level at any pixel)
+EXPECTED = {
+    "cmyk jpeg": (np.asarray(WORD), 8),  # JPEG is lossy: measured 3.7
+    "16-bit png": (np.repeat(np.asarray(WORD.convert("L"))[..., None], 3, 2), 0),
+    "palette png": (np.asarray(WORD.convert("P").convert("RGB")), 0),
+    "animated gif": (np.asarray(frames[0].convert("RGB")), 0),  # the first frame
+    "webp": (np.asarray(WORD), 5),  # lossy WebP: measured 2.1
+    "1x1 image": (np.full((16, 64, 3), A, np.uint8), 0),
+    "1x5000 image": (HALVES, 0),
+    "odd filename": (np.asarray(WORD), 0),
+}
 
 # name -> (request kwargs, expected status, expected error code or None for success)
 CASES = {
@@ -47,12 +64,12 @@ CASES = {
     "random bytes as png": (dict(content=np.random.default_rng(0).bytes(5000), headers={"content-type": "image/png"}), 400, "invalid_image"),
     "decompression bomb": (dict(files={"file": ("bomb.png", bomb_png())}), 413, "payload_too_large"),
     "cmyk jpeg": (dict(files={"file": ("c.jpg", encode(WORD.convert("CMYK"), "JPEG"))}), 200, None),
-    "16-bit png": (dict(files={"file": ("g.png", encode(Image.fromarray(np.asarray(WORD.convert("L")).astype(np.uint16) * 257), "PNG"))}), 200, None),
+    "16-bit png": (dict(params={"recognize": "true"}, files={"file": ("g.png", encode(Image.fromarray(np.asarray(WORD.convert("L")).astype(np.uint16) * 257), "PNG"))}), 200, None),
     "palette png": (dict(files={"file": ("p.png", encode(WORD.convert("P"), "PNG"))}), 200, None),
     "animated gif": (dict(files={"file": ("a.gif", GIF)}), 200, None),
     "webp": (dict(files={"file": ("a.webp", encode(WORD, "WEBP"))}), 200, None),
-    "1x1 image": (dict(files={"file": ("1.png", png_bytes(np.zeros((1, 1, 3), np.uint8)))}), 200, None),
-    "1x5000 image": (dict(files={"file": ("w.png", png_bytes(np.zeros((1, 5000, 3), np.uint8)))}), 200, None),
+    "1x1 image": (dict(files={"file": ("1.png", png_bytes(ONE))}), 200, None),
+    "1x5000 image": (dict(files={"file": ("w.png", png_bytes(STRIP))}), 200, None),
     "huge base64 json": (dict(content=b'{"images": ["' + b"A" * (17 * 1024 * 1024) + b'"]}', headers={"content-type": "application/json"}), 413, "payload_too_large"),
     "thousands of parts": (dict(files=[("file", ("x.png", b"x"))] * 3000), 413, "payload_too_large"),
     "wrong content type": (dict(content=b"<xml/>", headers={"content-type": "application/xml"}), 415, "unsupported_media_type"),
@@ -67,6 +84,33 @@ CASES = {
 }
 
 
+def sr_image(result: dict) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(result["image"]))).convert("RGB"), np.int16)
+
+
+def check_result(server, name: str, kwargs: dict, body: dict) -> None:
+    """One result, of the model's output size, a real picture, and the one the model makes of the correctly decoded
+    image (and the same text, where text was asked for)."""
+    rgb, mean_tol = EXPECTED[name]
+    out_h, out_w = httpx.get(server.url + "/v1/models").json()["models"][0]["output_shape"][2:]
+    (result,) = body["results"]
+    got = sr_image(result)
+    assert (result["width"], result["height"]) == (out_w, out_h) and got.shape == (out_h, out_w, 3)
+    params = kwargs.get("params", {})
+    ref = httpx.post(server.url + "/v1/upscale", params=params, files={"file": ("ref.png", png_bytes(rgb))}, timeout=30).json()["results"][0]
+    want = sr_image(ref)
+    if rgb.std(axis=(0, 1)).max() > 0:  # an image with content does not come back flat
+        assert got.std(axis=(0, 1)).max() > 10, (name, got.std(axis=(0, 1)))
+    diff = np.abs(got - want)
+    assert (diff.max() <= 1) if mean_tol == 0 else (diff.mean() <= mean_tol), (name, diff.max(), diff.mean())
+    if params.get("recognize") == "true":
+        assert isinstance(result["text"], str) and (result["text"], round(result["confidence"], 2)) == (ref["text"], round(ref["confidence"], 2))
+
+
+def test_every_success_case_has_its_correct_answer():
+    assert set(EXPECTED) == {name for name, (_, _, code) in CASES.items() if code is None}
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input(server, name):
     kwargs, status, code = CASES[name]
@@ -76,7 +120,7 @@ def test_hostile_input(server, name):
     assert r.status_code == status, (name, r.text[:300])
     body = r.json()
     if code is None:
-        assert body["results"][0]["width"] > 0
+        check_result(server, name, kwargs, body)
     else:
         assert body["error"]["code"] == code and len(body["error"]["message"]) > 10
         assert "Traceback" not in r.text and 'File "' not in r.text
