@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.staticfiles import StaticFiles
 
 import textsr
 from service import images
@@ -41,9 +42,13 @@ from service.v2 import v2_router
 log = logging.getLogger("textsr.app")
 access = logging.getLogger("textsr.access")
 
-PLAYGROUND = Path(__file__).parent / "static" / "index.html"
+STATIC = Path(__file__).parent / "static"
+PLAYGROUND = STATIC / "index.html"
 OPEN_PATHS = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
 """Paths served without the API key: health probes, the playground page and the API docs."""
+STATIC_PATH = "/static"
+OPEN_PREFIXES = (STATIC_PATH + "/",)
+"""Path prefixes served without the API key: the playground's static files (its example crops)."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ERRORS = {
     400: {"model": ErrorResponse, "description": "undecodable image or malformed body"},
@@ -127,7 +132,8 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
         request.state.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         start = time.perf_counter()
         key = settings.api_key.get_secret_value() if settings.api_key else None
-        if key and request.url.path not in OPEN_PATHS:
+        path = request.url.path
+        if key and path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
             given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not hmac.compare_digest(given.encode(), key.encode()):
                 response = _error(401, Unauthorized.code, "missing or wrong API key (X-API-Key or Authorization: Bearer)", request)
@@ -152,6 +158,8 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
     def _endpoint(request: Request) -> str:
         """The route template of the request, also for requests refused before routing (401, 503)."""
         route = request.scope.get("route")
+        if route is None and request.url.path.startswith(STATIC_PATH + "/"):  # the mount leaves no route in the scope
+            return STATIC_PATH
         if route is None:
             route = next((r for r in app.router.routes if r.matches(request.scope)[0] is Match.FULL), None)
         return getattr(route, "path", "unmatched")
@@ -159,11 +167,14 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
     def _finish(request: Request, response: Response, start: float) -> Response:
         endpoint = _endpoint(request)
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        metrics.latency.labels(endpoint).observe(elapsed)
         response.headers["X-Request-ID"] = request.state.request_id
+        # the server's own time for the request (W3C Server-Timing; the playground shows it)
+        response.headers["Server-Timing"] = f"app;dur={1000 * elapsed:.1f}"
         access.info(
             "%s %s %s %d %.1fms", request.state.request_id, request.method, request.url.path,
-            response.status_code, 1000 * (time.perf_counter() - start),
+            response.status_code, 1000 * elapsed,
         )
         return response
 
@@ -273,6 +284,9 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def playground() -> HTMLResponse:
         return HTMLResponse(PLAYGROUND.read_text())
+
+    # the playground's example crops (static/examples/, made by scripts/make_examples.py), no API key
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC), name="static")
 
     # -- health and metrics --------------------------------------------------------------
     @app.get("/healthz", summary="Liveness: the process serves HTTP", responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}})
