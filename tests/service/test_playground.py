@@ -219,6 +219,27 @@ def test_playground_in_chromium(server, browser, tmp_path):
     assert_complete(again[0])
     assert [r["title"] for r in again] == ["word.png", "notes.png", "huge.png", "word.png", "line.png"]
     assert all(r["images"] == [True, True, True] and not r["error"] for r in rows(browser, "#examples")), "examples untouched"
+
+    # paste (Ctrl+V) and drag-and-drop: the same rows (the events carry a File, as the browser's would)
+    browser.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      fetch('/static/examples/example-1.png').then(r => r.blob()).then(blob => {
+        const files = name => { const dt = new DataTransfer(); dt.items.add(new File([blob], name, {type: 'image/png'})); return dt; };
+        document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: files('pasted.png')}));
+        document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: files('dropped.png')}));
+        done();
+      });
+    """)
+    dropped, pasted = wait_rows(browser, "#results", 7)[:2]
+    assert (dropped["title"], pasted["title"]) == ("dropped.png", "pasted.png")
+    assert_complete(dropped)
+    assert_complete(pasted)
+
+    # pixelated by default; the toggle smooths
+    rendering = "return getComputedStyle(document.querySelector('#examples figure img')).imageRendering"
+    assert browser.execute_script(rendering) == "pixelated"
+    browser.find_element(By.ID, "smooth").send_keys(Keys.SPACE)
+    assert browser.execute_script(rendering) == "auto"
     assert time.time() - start < 60
 
 
