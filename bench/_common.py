@@ -105,6 +105,8 @@ local threads = {}
 function setup(thread) table.insert(threads, thread) end
 statuses = {}
 no_retry_after = 0
+written = 0
+function request() written = written + 1; return wrk.format() end
 function delay() return %(delay_ms)d end
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
@@ -113,18 +115,19 @@ function response(status, headers, body)
   end
 end
 function done(summary, latency, requests)
-  local total, missing = {}, 0
+  local total, missing, sent = {}, 0, 0
   for _, t in ipairs(threads) do
     for k, v in pairs(t:get("statuses")) do total[tostring(k)] = (total[tostring(k)] or 0) + v end
     missing = missing + t:get("no_retry_after")
+    sent = sent + t:get("written")
   end
   local parts = {}
   for k, v in pairs(total) do table.insert(parts, string.format('"%%s": %%d', k, v)) end
   local e = summary.errors
   io.write(string.format('WRKJSON {"statuses": {%%s}, "requests": %%d, "duration_s": %%f, "socket_errors": ' ..
-    '{"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d}, "no_retry_after": %%d, "p50_ms": %%f, "p99_ms": %%f}\\n',
+    '{"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d}, "no_retry_after": %%d, "written": %%d, "p50_ms": %%f, "p99_ms": %%f}\\n',
     table.concat(parts, ", "), summary.requests, summary.duration / 1e6, e.connect, e.read, e.write, e.timeout,
-    missing, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+    missing, sent, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
 
@@ -134,7 +137,9 @@ def wrk_load(url: str, crop: bytes, connections: int, seconds: float, delay_ms: 
     bottleneck): ``connections`` connections, each sending one crop, reading the answer, then waiting
     ``delay_ms``. Returns the status counts, socket errors (connect/read/write/timeout: requests that
     got no HTTP answer; their sum is ``no_answer``), ``ok_200``, ``errors`` (every request that did not get
-    a 200), 503s without ``Retry-After``, and latency percentiles over all answers."""
+    a 200), 503s without ``Retry-After``, ``written`` (requests wrk wrote, counted as it writes them: the
+    answered ones, those that failed, and those still in flight at its deadline, which wrk never counts),
+    and latency percentiles over all answers."""
     import re
     import shutil
     import subprocess

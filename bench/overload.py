@@ -7,7 +7,10 @@ The load comes from Debian's ``wrk`` (C, so the client is not the bottleneck on 
 capacity is measured first (16 connections back to back); then ``factor x capacity`` connections each
 send one crop, read the answer and wait one second, which offers about ``factor x capacity`` requests/s
 whatever the server does. Afterwards capacity is measured again (recovery). The server's own
-``textsr_requests`` counter is read back, so every request wrk sent is accounted for on both sides.
+``textsr_requests`` counter is read back right after the load (``server_counted``, to set against wrk's
+answered statuses) and after the drain (``server_counted_after_drain``, to set against ``written``, every
+request wrk wrote, including those in flight at its deadline that wrk never counts), so every request wrk
+sent is accounted for on both sides.
 
 The queue capacity and the in-flight request limit are set to about two seconds of work so that an
 accepted request is served well within the request timeout: that is the sizing rule the README recommends.
@@ -76,6 +79,7 @@ def main() -> None:
         # wrk closes its connections at the deadline; the server still finishes what it accepted (up to the
         # in-flight limit) before it takes new work: wait for that drain, then measure capacity again.
         drain_s = wait_drained(s.url)
+        drained = server_counts(s.url)  # now also the requests that were in flight at wrk's deadline
         recovered, rec_run = capacity(s.url, crop, args.probe_seconds)
     st, no_answer = load["statuses"], load["no_answer"]
     data = {
@@ -85,7 +89,8 @@ def main() -> None:
         "other_status": load["errors"] - no_answer - st.get("503", 0), "no_answer": no_answer,
         "socket_errors": load["socket_errors"], "503_without_retry_after": load["no_retry_after"],
         "accepted_goodput_crops_per_s": load["ok_200"] / load["duration_s"],
-        "server_counted": after, "rss_before_mb": rss_before, "peak_rss_mb": peak,
+        "server_counted": after, "written": load["written"], "server_counted_after_drain": drained,
+        "rss_before_mb": rss_before, "peak_rss_mb": peak,
         "p50_ms_all_answers": load["p50_ms"], "p99_ms_all_answers": load["p99_ms"],
         "drain_after_load_s": drain_s, "recovered_crops_per_s": recovered, "errors_after": rec_run["errors"],
     }

@@ -5,7 +5,8 @@
 The load comes from Debian's ``wrk``: ``round(rate)`` connections, each sending one crop, reading the
 answer and waiting one second (about ``rate`` requests/s), in 30 s rounds. Capacity is measured first
 with 16 connections back to back. Memory is read from /proc after every round; drift = last sample /
-the sample after the first minute (the allocator's warm-up is not a leak).
+the sample after the warm-up (``--warmup-seconds``, default the first minute: the allocator's warm-up is
+not a leak) - 1.
 Writes bench/results/soak-<device>.md|json.
 """
 
@@ -26,6 +27,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--port", type=int, default=8768)
     ap.add_argument("--round-seconds", type=float, default=30, help="length of one load round; RSS is read after each")
+    ap.add_argument("--warmup-seconds", type=float, default=60, help="drift is measured from the RSS sample after this much load")
     args = ap.parse_args()
     crop = png_crop()
     with ServiceProcess(args.model_dir, args.port) as s:
@@ -41,10 +43,10 @@ def main() -> None:
             samples.append(s.rss_mb()[0])
             p99.append(run["p99_ms"])
             print(f"sent {totals['sent']}, ok {totals['ok_200']}, errors {totals['errors']}, rss {samples[-1]:.0f} MB", flush=True)
-    base = samples[min(max(0, round(60 / args.round_seconds) - 1), len(samples) - 1)]  # after the first minute
+    base = samples[min(max(0, round(args.warmup_seconds / args.round_seconds) - 1), len(samples) - 1)]  # after the warm-up
     data = {
         "capacity_crops_per_s": cap, "rate_req_per_s": rate, "minutes": args.minutes, **totals,
-        "rss_mb_first": samples[0], "rss_mb_after_1_min": base, "rss_mb_last": samples[-1], "rss_mb_max": max(samples),
+        "warmup_seconds": args.warmup_seconds, "rss_mb_first": samples[0], "rss_mb_after_warmup": base, "rss_mb_last": samples[-1], "rss_mb_max": max(samples),
         "rss_drift": samples[-1] / base - 1, "worst_round_p99_ms": max(p99), "rss_mb_samples": samples,
     }
     md = table(["figure", "value"], [[k, f"{v:.3f}" if isinstance(v, float) else v] for k, v in data.items() if k != "rss_mb_samples"])
