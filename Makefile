@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: serve test lint install-serve install-all system-deps clean train-default card ablation-run ship-default
+.PHONY: serve test lint install-serve install-all system-deps clean train-default card ablation-run ablation-eval ship-default
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ train-default: install-all system-deps
 ablation-run:
 	$(BIN)/textsr train -c $(DEFAULT_CONFIG) $(ARM_OPTS) Global.save_model_dir=$(ABLATION)/pixel $(PIXEL_ONLY)
 	$(BIN)/textsr train -c $(DEFAULT_CONFIG) $(ARM_OPTS) Global.save_model_dir=$(ABLATION)/recognition
+	$(MAKE) ablation-eval
+
+## Convert and evaluate both arms' best checkpoints, then write the ablation table (the model card includes it).
+ablation-eval:
 	for arm in pixel recognition; do \
 	    $(BIN)/textsr convert --config $(DEFAULT_CONFIG) --checkpoint $(ABLATION)/$$arm/best_accuracy.pdparams \
 	        --out $(ABLATION)/$$arm/model --name ablation-$$arm && \
