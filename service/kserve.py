@@ -7,7 +7,6 @@ build a response in JSON or binary form, as ``tritonclient.http`` sends and expe
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from service.errors import InvalidRequest, UnsupportedMediaType
+from service.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 HEADER_LENGTH = "inference-header-content-length"
 DTYPES = {
@@ -36,19 +35,34 @@ class InferRequest:
     binary_default: bool
 
 
-def decompress(body: bytes, encoding: str | None) -> bytes:
-    """Undo ``Content-Encoding`` gzip/deflate (tritonclient's request_compression_algorithm)."""
+INFLATE_CHUNK = 1 << 20
+"""Bytes inflated per step: memory in use stays within the limit plus one chunk."""
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` gzip/deflate (tritonclient's request_compression_algorithm), incrementally.
+
+    Refuses with 413 as soon as the inflated size passes ``limit``, so a small "bomb" costs at most
+    ``limit`` plus one chunk of memory and stops early. Blocking work: call it off the event loop.
+    """
     enc = (encoding or "identity").strip().lower()
-    try:
-        if enc == "gzip":
-            return gzip.decompress(body)
-        if enc == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error) as exc:
-        raise InvalidRequest(f"body is not valid {enc} data: {exc}") from None
-    if enc != "identity":
+    if enc == "identity":
+        return body
+    if enc not in _WBITS:
         raise UnsupportedMediaType(f"Content-Encoding {enc!r} is not supported; use gzip, deflate or identity")
-    return body
+    inflater, out, data = zlib.decompressobj(_WBITS[enc]), bytearray(), body
+    try:
+        while data and not inflater.eof:
+            out += inflater.decompress(data, INFLATE_CHUNK)
+            if len(out) > limit:
+                raise PayloadTooLarge(f"{enc} body inflates to more than the limit of {limit} bytes (TEXTSR_MAX_INFLATED_BYTES)")
+            data = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise InvalidRequest(f"body is not valid {enc} data: the compressed stream is truncated")
+    except zlib.error as exc:
+        raise InvalidRequest(f"body is not valid {enc} data: {exc}") from None
+    return bytes(out)
 
 
 def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0, description="a request not served within this gets 504")
     max_crops_per_request: int = Field(64, ge=1, description="images per request at most (413 beyond)")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="request body size at most (413 beyond)")
+    max_inflated_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="a gzip/deflate body inflated at most (413 beyond; inflated incrementally, off the event loop)")
     max_image_pixels: int = Field(4_000_000, ge=1, description="pixels per image at most, from its header (413 beyond)")
     max_tiles_per_image: int = Field(64, ge=1, description="windows per image in mode=tile at most (413 beyond)")
     recognition: bool = Field(True, description="load the text recognizer (recognize=true, /v1/recognize)")

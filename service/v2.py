@@ -122,7 +122,8 @@ def v2_router(settings: Settings) -> APIRouter:
         )
 
     async def infer(request: Request, m: LoadedModel) -> Response:
-        body = kserve.decompress(await read_body(request, settings.max_body_bytes), request.headers.get("content-encoding"))
+        raw = await read_body(request, settings.max_body_bytes)
+        body = await run_in_threadpool(kserve.decompress, raw, request.headers.get("content-encoding"), settings.max_inflated_bytes)
         req = await run_in_threadpool(kserve.parse_infer_request, body, request.headers.get(kserve.HEADER_LENGTH))
         spec = m.manifest
         if set(req.inputs) != {spec.input.name}:
