@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch", reason="torch is in the dev extra (pip inst
 from bench.onnx_torch import TorchGraph, export  # noqa: E402
 from convert.verify import render_text_crops  # noqa: E402
 from service.engine import OrtEngine  # noqa: E402
+from tests.conftest import fp16_bound  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 README_TOLERANCE = 5e-6
@@ -67,7 +68,8 @@ def test_unknown_operator_is_named(tmp_path):
 
 def test_gpu_bench_script_runs_on_cpu(model_dir_any, tmp_path):
     """bench/gpu_bridge.py, the script the lent GPU runs, works end to end (here on the CPU, tiny sweep), and its
-    parity figures are measured against ONNX Runtime (onnxruntime is importable here), within the README's 5e-6."""
+    parity figures are measured against ONNX Runtime (onnxruntime is importable here), within the README's 5e-6 (fp32)
+    and within twice the fp16 error the model's conversion recorded (fp16)."""
     import json
     import subprocess
     import sys
@@ -79,6 +81,6 @@ def test_gpu_bench_script_runs_on_cpu(model_dir_any, tmp_path):
     subprocess.run(cmd, check=True, capture_output=True, timeout=300, cwd=ROOT)
     data = json.loads((tmp_path / "out" / "gpu_bridge-cpu.json").read_text())["graphs"]["tsrn"]
     assert data["parity_reference"].startswith("onnxruntime"), data["parity_reference"]  # not the bridge vs itself
-    assert data["parity"]["float32"] <= README_TOLERANCE and data["parity"]["float16"] < 5e-2
+    assert data["parity"]["float32"] <= README_TOLERANCE and data["parity"]["float16"] <= fp16_bound(model_dir_any)
     assert [(r["setting"], r["batch"]) for r in data["rows"]] == [("fp32", 1), ("fp16", 1)]
     assert all(r["crops_per_s"] > 0 for r in data["rows"])

@@ -11,6 +11,7 @@ import paddle
 import pytest
 
 from convert.verify import render_text_crops
+from tests.conftest import fp16_bound
 from textsr.cli import main
 from textsr.manifest import read_manifest, sha256_file
 from training.networks import build_network, build_training_layout, load_checkpoint, save_checkpoint
@@ -99,10 +100,11 @@ def test_fp16_graph_is_verified(converted):
         return
     g = m.graph("fp16")
     assert g.sha256 == sha256_file(out / g.file)
-    assert g.verification.max_abs_diff <= g.verification.tolerance == 5e-2
+    assert g.verification.tolerance == 5e-2  # the converter's gate, as the README states it
+    assert g.verification.max_abs_diff <= 1e-2  # what fp16 really costs here (measured 1.1e-3): well inside the gate
     x = render_text_crops(4, (16, 64))
     a, b = (_session(out / f).run(["sr"], {"lr": x})[0] for f in ("model.onnx", g.file))
-    assert np.abs(a - b).max() <= 5e-2
+    assert np.abs(a - b).max() <= fp16_bound(out)  # unseen crops: within twice the recorded error
 
 
 def test_inference_model_directory(tmp_path):
@@ -132,5 +134,5 @@ def test_bicubic_residual_variant_converts(tmp_path, repo_root):
     net.eval()
     x = render_text_crops(7, (16, 64), seed=9)
     want = np.clip(net(paddle.to_tensor(x)).numpy(), 0, 1)
-    for name, tol in (("model.onnx", 1e-4), ("model.fp16.onnx", 5e-2)):
+    for name, tol in (("model.onnx", 1e-4), ("model.fp16.onnx", fp16_bound(tmp_path / "o"))):
         assert np.abs(_session(tmp_path / "o" / name).run(["sr"], {"lr": x})[0] - want).max() <= tol
