@@ -48,12 +48,32 @@ def test_sixteen_bit_png_is_scaled():
     assert abs(int(out[0, 0, 0]) - 128) <= 1
 
 
-def test_exif_orientation_is_applied():
-    img = Image.new("RGB", (40, 10), (255, 0, 0))
+# EXIF orientation -> the displayed image from the stored one, as the EXIF 2.32 standard defines the tag
+# (where the stored row 0 and column 0 appear: 6 = row 0 on the right, column 0 at the top, i.e. turn clockwise).
+DISPLAYED = {
+    1: lambda s: s,
+    2: lambda s: s[:, ::-1],  # mirrored left-right
+    3: lambda s: s[::-1, ::-1],  # turned 180
+    4: lambda s: s[::-1, :],  # mirrored top-bottom
+    5: lambda s: s.transpose(1, 0, 2),  # transposed
+    6: lambda s: s.transpose(1, 0, 2)[:, ::-1],  # turned 90 clockwise
+    7: lambda s: s.transpose(1, 0, 2)[::-1, ::-1],  # transversed
+    8: lambda s: s.transpose(1, 0, 2)[::-1, :],  # turned 90 anticlockwise
+}
+
+
+@pytest.mark.parametrize("orientation", list(DISPLAYED))
+def test_exif_orientation_is_applied(orientation):
+    """Every pixel of an asymmetric 48x32 JPEG (six 16x16 colour blocks) lands where the EXIF orientation shows it."""
+    blocks = np.array([[(230, 20, 20), (20, 230, 20), (20, 20, 230)], [(230, 230, 20), (20, 230, 230), (120, 120, 120)]], np.uint8)
+    img = Image.fromarray(np.repeat(np.repeat(blocks, 16, 0), 16, 1))  # 2 x 3 blocks: 32 rows, 48 columns
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    out = decode_image(encode(img, "JPEG", exif=exif), max_pixels=LIMIT)
-    assert out.shape[:2] == (40, 10)
+    exif[0x0112] = orientation
+    stored = decode_image(encode(img, "JPEG", quality=95), max_pixels=LIMIT)  # the same pixels, no orientation tag
+    out = decode_image(encode(img, "JPEG", quality=95, exif=exif), max_pixels=LIMIT)
+    np.testing.assert_array_equal(out, DISPLAYED[orientation](stored))
+    corner = {1: 0, 2: 2, 3: 5, 4: 3, 5: 0, 6: 3, 7: 5, 8: 2}[orientation]  # the block shown at the top left
+    assert np.abs(out[4:12, 4:12].astype(int) - blocks.reshape(6, 3)[corner]).max() <= 8  # its centre (JPEG blurs edges)
 
 
 def test_bomb_is_refused_from_the_header():
