@@ -94,6 +94,37 @@ def test_api_key(start_server):
     assert httpx.get(s.url + "/healthz").status_code == 200 and httpx.get(s.url + "/readyz").status_code == 200
 
 
+def test_api_key_is_compared_in_constant_time(model_dir, monkeypatch):
+    """The README's "constant-time comparison": every key a client sends, as X-API-Key or Bearer, is checked by
+    hmac.compare_digest (or secrets.compare_digest, the same function) against the configured key, never with ==."""
+    import hmac
+    import secrets
+
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.repository import ModelRepository, load_model
+    from service.settings import Settings
+
+    calls: list[set] = []
+    constant_time = hmac.compare_digest
+
+    def spy(a, b):
+        calls.append({x.encode() if isinstance(x, str) else bytes(x) for x in (a, b)})
+        return constant_time(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    monkeypatch.setattr(secrets, "compare_digest", spy)
+    model = load_model(sorted(model_dir.glob("*/manifest.json"))[0].parent, "cpu", "fp32", 0)
+    app = create_app(Settings(recognition=False, api_key="s3cret"), ModelRepository([model]))
+    with TestClient(app) as client:
+        calls.clear()  # anything start-up compared
+        assert client.get("/v1/models", headers={"X-API-Key": "s3crex"}).status_code == 401
+        assert client.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.post("/v1/upscale", files={"file": ("x.png", CROP)}, headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert calls == [{b"s3crex", b"s3cret"}, {b"s3cret"}, {b"s3cret"}]
+
+
 def test_recognition_off_is_a_clear_422(start_server):
     s = start_server(TEXTSR_RECOGNITION="false")
     err(httpx.post(s.url + "/v1/upscale", params={"recognize": "true"}, files={"file": ("x.png", CROP)}), 422, "invalid_option", "TEXTSR_RECOGNITION")
