@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
+
+
+class SkipsFailInCI:
+    """In CI (``CI=true``) a skipped test fails the run, so a missing install step cannot hide behind a green CI:
+    every skip, at collection or at run time (an xfail is not a skip), is listed with its reason at the end, and
+    the exit status becomes 1. Registered by :func:`pytest_configure`, one per run."""
+
+    def __init__(self) -> None:
+        self.skipped: list[tuple[str, str]] = []
+
+    def _record(self, report: pytest.CollectReport | pytest.TestReport) -> None:
+        if report.skipped and not hasattr(report, "wasxfail"):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.skipped.append((report.nodeid, reason.removeprefix("Skipped: ")))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self._record(report)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._record(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.skipped and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.skipped:
+            terminalreporter.section(f"{len(self.skipped)} skipped: skips fail the run in CI (CI=true)", red=True)
+            for nodeid, reason in self.skipped:
+                terminalreporter.line(f"SKIPPED {nodeid}: {reason}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        config.pluginmanager.register(SkipsFailInCI(), "textsr-skips-fail-in-ci")
 
 
 FP16_MARGIN = 2.0
