@@ -31,14 +31,22 @@ CUDA_LIBRARIES = ("libcudart.so.13", "libcudnn.so.9")
 
 @functools.lru_cache(maxsize=1)
 def cuda_runtime_present() -> bool:
-    """Whether the CUDA runtime and cuDNN that the CUDA provider needs can be loaded here."""
-    try:  # onnxruntime-gpu can load them from the nvidia-* pip packages
-        import onnxruntime as ort
+    """Whether the CUDA runtime and cuDNN that the CUDA provider needs can be loaded here.
 
-        if hasattr(ort, "preload_dlls"):
-            ort.preload_dlls()
-    except Exception:  # preloading is best effort; the check below decides
-        pass
+    onnxruntime-gpu's ``preload_dlls()`` loads them from the ``nvidia-*`` pip packages, but prints
+    "Failed to load libcurand.so.10 ... install CUDA" for every one it misses: it runs only when
+    those packages are installed, so a machine without CUDA stays quiet.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("nvidia") is not None:
+        try:
+            import onnxruntime as ort
+
+            if hasattr(ort, "preload_dlls"):
+                ort.preload_dlls()
+        except Exception:  # preloading is best effort; the check below decides
+            pass
     for lib in CUDA_LIBRARIES:
         try:
             ctypes.CDLL(lib)

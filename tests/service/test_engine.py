@@ -182,3 +182,31 @@ def test_available_cpus_honours_container_quotas(tmp_path, files, expected):
         (tmp_path / name).write_text(text)
     affinity = len(os.sched_getaffinity(0))
     assert available_cpus(tmp_path) == (min(expected, affinity) if expected else affinity)
+
+
+def test_no_cuda_noise_on_a_machine_without_cuda(monkeypatch, capfd):
+    """Without the nvidia-* packages, choosing providers never asks onnxruntime to preload CUDA (which prints
+    "Failed to load libcurand..." on every run) and auto picks the CPU."""
+    import importlib.util
+
+    import onnxruntime as ort
+
+    from service import engine
+
+    calls = []
+    monkeypatch.setattr(ort, "preload_dlls", lambda *a, **k: calls.append(1) or print("Failed to load libcurand.so.10"), raising=False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nvidia" else real(name, *a))
+
+    def no_library(name, *a, **k):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(engine.ctypes, "CDLL", no_library)  # a machine without CUDA, wherever the test runs
+    engine.cuda_runtime_present.cache_clear()
+    try:
+        present = engine.cuda_runtime_present()
+        providers = engine.choose_providers("auto", [engine.CUDA, engine.CPU])
+    finally:
+        engine.cuda_runtime_present.cache_clear()
+    assert calls == [] and "Failed to load" not in capfd.readouterr().out
+    assert not present and providers == [engine.CPU]
