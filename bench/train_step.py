@@ -3,7 +3,7 @@
 Each row runs in its own process with ``OMP_NUM_THREADS`` set (Paddle reads it at start), on the same
 batch of 8 crops from ``--data``; medians over ``--repeat`` steps after one warm-up step. Rows:
 
-- TSRN alone (pixel MSE): forward, backward + Adam step;
+- TSRN alone (pixel MSE): forward, backward + Adam step; with Paddle's default CPU kernels and with oneDNN;
 - the recognition recipe (pixel + KL teacher + CTC through PP-OCRv6 small) as first written, with Paddle's
   ``F.log_softmax`` and CTC over all 18,710 classes ("before"), and as shipped (``x - logsumexp(x)`` and
   CTC on the batch's classes plus one merged class, exact; "after");
@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import median, table, write_result  # noqa: E402
 
-ROWS = ("tsrn_mse", "recognition_before", "recognition_after", "recognizer_forward", "recognizer_forward_backward",
-        "log_softmax_paddle", "log_softmax_logsumexp")
+ROWS = ("tsrn_mse", "tsrn_mse_onednn", "recognition_before", "recognition_after", "recognizer_forward",
+        "recognizer_forward_backward", "log_softmax_paddle", "log_softmax_logsumexp")
 
 
 def measure(row: str, data: Path, repeat: int, batch: int) -> dict[str, float]:
@@ -46,18 +46,20 @@ def measure(row: str, data: Path, repeat: int, batch: int) -> dict[str, float]:
     from training.networks import build_network
 
     paddle.set_device("cpu")
+    if row.endswith("_onednn"):  # Paddle's oneDNN kernels (off by default in dygraph on CPU)
+        paddle.set_flags({"FLAGS_use_mkldnn": True})
     lr, hr, labels = next(LMDBDataSetSR(data).batches(batch))
     lr, hr = paddle.to_tensor(lr), paddle.to_tensor(hr)
     cfg = load_config(ROOT / "training/configs/default_tsrn.yml")
     arch = architecture(cfg)
     loss_cfg = {k: v for k, v in cfg["Loss"].items() if k != "name"}
 
-    if row.startswith("recognition") or row == "tsrn_mse":
+    if row.startswith(("recognition_", "tsrn_mse")):
         paddle.seed(0)
         net = build_network(arch.backbone, stn=arch.stn, **arch.kwargs)
         net.train()
         opt = paddle.optimizer.Adam(1e-5, parameters=net.parameters(), beta1=0.5)
-        if row == "tsrn_mse":
+        if row.startswith("tsrn_mse"):
             loss_fn = losses.MSELoss()
         else:
             loss_fn = losses.RecognitionLoss(**loss_cfg)

@@ -50,6 +50,40 @@ def paired_sentence(name: str, metrics: dict[str, Any]) -> str:
     return f"{name}, SR vs bicubic on the same {crops} crops: " + "; ".join(parts) + "."
 
 
+TARGETS = (
+    ("service recognizer, SR - bicubic (points; McNemar p < 0.01)", 10.0),
+    ("held-out recognizer, SR - bicubic (points)", 3.0),
+    ("PSNR, SR - bicubic (dB, PaddleOCR's way)", 1.0),
+    ("SSIM, SR - bicubic", 0.03),
+    ("unseen split, service recognizer, SR - bicubic (points)", 0.0),
+)
+"""The recognition issue's targets for the default model, on the average of the test splits."""
+
+
+def targets_table(metrics: dict[str, Any]) -> str:
+    """Each target with the measured value and whether it is met (empty without the recognition figures)."""
+    avg = metrics["average"]
+    if "heldout_accuracy" not in avg or "unseen" not in metrics["splits"]:
+        return ""
+    unseen = metrics["splits"]["unseen"]["accuracy"]
+    pair = avg["sr_vs_bicubic"]["service"]
+    measured = [
+        100 * (avg["accuracy"]["sr"] - avg["accuracy"]["bicubic"]),
+        100 * (avg["heldout_accuracy"]["sr"] - avg["heldout_accuracy"]["bicubic"]),
+        avg["sr"]["psnr_paddleocr"] - avg["bicubic"]["psnr_paddleocr"],
+        avg["sr"]["ssim"] - avg["bicubic"]["ssim"],
+        100 * (unseen["sr"] - unseen["bicubic"]),
+    ]
+    met = [m >= t for (_, t), m in zip(TARGETS, measured)]
+    met[0] = met[0] and pair["p"] < 0.01
+    rows = ["| target | wanted | measured | met |", "| --- | --- | --- | --- |"]
+    for (name, target), value, ok in zip(TARGETS, measured, met):
+        shown = f"{value:+.4f}" if "SSIM" in name else f"{value:+.2f}"
+        extra = f" (p = {pair['p']:.2g})" if name.startswith("service") else ""
+        rows.append(f"| {name} | >= {target:+g} | {shown}{extra} | {'yes' if ok else '**no**'} |")
+    return "\n".join(rows)
+
+
 def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config: Path, data_note: str, extra: str = "") -> Path:
     """Render the card next to the model's manifest; returns its path."""
     m = read_manifest(model_dir)
@@ -86,6 +120,8 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config
   letters and digits only. Checkpoints are chosen on `val/`, never on the test splits.
 
 {chr(10).join(table)}
+
+{("### Targets" + chr(10) + chr(10) + targets_table(metrics)) if targets_table(metrics) else ""}
 
 ![LR | bicubic | SR | HR](grid.png)
 

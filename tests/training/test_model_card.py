@@ -25,3 +25,26 @@ def test_card_reads_steps_time_best_step_and_metrics(tmp_path, model_dir_any, re
     avg = metrics["average"]
     assert f"{avg['bicubic']['psnr_paddleocr']:.2f} / {avg['sr']['psnr_paddleocr']:.2f}" in card
     assert card.rstrip().endswith("extra")
+
+
+def test_targets_table_says_met_or_missed():
+    from training.model_card import targets_table
+
+    def split(bic, sr):
+        return {"accuracy": {"bicubic": bic, "sr": sr, "hr": 0.98}}
+
+    metrics = {
+        "splits": {"easy": split(0.6, 0.75), "unseen": split(0.5, 0.49)},
+        "average": {
+            "sr": {"psnr_paddleocr": 20.0, "ssim": 0.70}, "bicubic": {"psnr_paddleocr": 18.5, "ssim": 0.60},
+            "accuracy": {"bicubic": 0.55, "sr": 0.66, "hr": 0.98}, "heldout_accuracy": {"bicubic": 0.5, "sr": 0.52, "hr": 0.9},
+            "sr_vs_bicubic": {"service": {"crops": 1200, "only_first": 200, "only_second": 68, "p": 1e-15}},
+        },
+    }
+    rows = targets_table(metrics).splitlines()[2:]
+    assert [r.rsplit("|", 2)[1].strip() for r in rows] == ["yes", "**no**", "yes", "yes", "**no**"]
+    assert "+11.00 (p = 1e-15)" in rows[0] and "+1.50" in rows[2] and "+0.1000" in rows[3] and "-1.00" in rows[4]
+    metrics["average"]["sr_vs_bicubic"]["service"]["p"] = 0.02  # the gain alone is not enough: it must be significant
+    assert targets_table(metrics).splitlines()[2].endswith("| **no** |")
+    del metrics["average"]["heldout_accuracy"]
+    assert targets_table(metrics) == ""
