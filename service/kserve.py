@@ -86,27 +86,52 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
     inputs, offset = {}, 0
     for t in doc["inputs"]:
         name, arr, offset = _tensor(t, binary, offset)
+        if name in inputs:  # Triton's words (src/infer_request.cc)
+            raise InvalidRequest(f"input '{name}' already exists in request")
         inputs[name] = arr
     if offset != len(binary):
         raise InvalidRequest(f"{len(binary) - offset} bytes of binary data are not claimed by any input")
-    params = doc.get("parameters") or {}
+    params = _parameters(doc, "request")
     outs = doc.get("outputs")
     binary_outputs = {}
     if outs is not None:
         if not isinstance(outs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outs):
             raise InvalidRequest("'outputs' must be a list of {\"name\": ...} objects")
+        names = [o["name"] for o in outs]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice is not None:
+            raise InvalidRequest(f"output '{twice}' already exists in request")
         for o in outs:
-            flag = (o.get("parameters") or {}).get("binary_data")
+            flag = _flag(_parameters(o, f"output '{o['name']}'"), "binary_data", f"output '{o['name']}'")
             if flag is not None:
-                binary_outputs[o["name"]] = bool(flag)
+                binary_outputs[o["name"]] = flag
     rid = doc.get("id")
+    if rid is not None and not isinstance(rid, str):
+        raise InvalidRequest(f"request 'id' must be a string, got {type(rid).__name__}")
     return InferRequest(
-        id=str(rid) if rid is not None else None,
+        id=rid,
         inputs=inputs,
         outputs=[o["name"] for o in outs] if outs is not None else None,
         binary_outputs=binary_outputs,
-        binary_default=bool(params.get("binary_data_output", False)),
+        binary_default=bool(_flag(params, "binary_data_output", "request")),
     )
+
+
+def _parameters(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    params = obj.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise InvalidRequest(f"{where} 'parameters' must be an object, got {type(params).__name__}")
+    return params
+
+
+def _flag(params: dict[str, Any], key: str, where: str) -> bool | None:
+    """A boolean parameter, refused when it is anything but true/false (Triton does not coerce)."""
+    value = params.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidRequest(f"{where} parameter '{key}' must be a boolean, got {value!r}")
+    return value
 
 
 def _tensor(t: Any, binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:

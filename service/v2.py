@@ -126,8 +126,11 @@ def v2_router(settings: Settings) -> APIRouter:
         body = await run_in_threadpool(kserve.decompress, raw, request.headers.get("content-encoding"), settings.max_inflated_bytes)
         req = await run_in_threadpool(kserve.parse_infer_request, body, request.headers.get(kserve.HEADER_LENGTH))
         spec = m.manifest
-        if set(req.inputs) != {spec.input.name}:
-            raise InvalidRequest(f"model {m.name!r} takes one input {spec.input.name!r}; got {sorted(req.inputs)}")
+        unexpected = sorted(set(req.inputs) - {spec.input.name})
+        if unexpected:  # Triton's words (src/model.cc)
+            raise InvalidRequest(f"unexpected inference input '{unexpected[0]}' for model '{m.name}'")
+        if spec.input.name not in req.inputs:
+            raise InvalidRequest(f"expected inference input '{spec.input.name}' for model '{m.name}', got none")
         x = req.inputs[spec.input.name]
         if x.dtype != np.float32:
             raise InvalidRequest(f"input {spec.input.name!r} must be FP32, got {x.dtype}")
@@ -139,7 +142,7 @@ def v2_router(settings: Settings) -> APIRouter:
         wanted = req.outputs if req.outputs is not None else [spec.output.name]
         unknown = [o for o in wanted if o != spec.output.name]
         if unknown:
-            raise InvalidRequest(f"unknown output(s) {unknown}; model {m.name!r} has {[spec.output.name]}")
+            raise InvalidRequest(f"unexpected inference output '{unknown[0]}' for model '{m.name}'")
         y = await request.app.state.pipeline.infer(m.name, np.ascontiguousarray(x))
         payload, headers = await run_in_threadpool(kserve.build_infer_response, m.name, VERSIONS[0], req, {spec.output.name: y})
         return Response(payload, headers=headers)

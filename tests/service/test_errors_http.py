@@ -57,10 +57,23 @@ def test_v2_errors_are_kserve_shaped(limited):
     u = f"{limited.url}/v2/models/{model}/infer"
     cases = [
         (b"{", "not valid JSON"),
-        (json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}).encode(), "takes one input 'lr'"),
+        (json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}).encode(), "unexpected inference input 'x' for model"),
         (json.dumps({"inputs": [{"name": "lr", "shape": [1, 3, 16, 64], "datatype": "FP32", "data": [1]}]}).encode(), "1 values for shape"),
         (json.dumps({"inputs": [{"name": "lr", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}).encode(), "must have shape"),
     ]
+    lr = {"name": "lr", "shape": [1, 3, 16, 64], "datatype": "FP32", "data": [0.5] * 3072}
+    # as strict as Triton (../shared/reference/serving-protocols.md), in its words where it has them
+    cases += [(json.dumps(doc).encode(), needle) for doc, needle in [
+        ({"inputs": [lr, lr]}, "input 'lr' already exists in request"),
+        ({"inputs": [lr, {**lr, "name": "extra"}]}, f"unexpected inference input 'extra' for model '{model}'"),
+        ({"inputs": [lr], "outputs": [{"name": "mask"}]}, f"unexpected inference output 'mask' for model '{model}'"),
+        ({"inputs": [lr], "outputs": [{"name": "sr"}, {"name": "sr"}]}, "output 'sr' already exists in request"),
+        ({"inputs": [lr], "parameters": {"binary_data_output": "yes"}}, "parameter 'binary_data_output' must be a boolean"),
+        ({"inputs": [lr], "outputs": [{"name": "sr", "parameters": {"binary_data": 1}}]}, "parameter 'binary_data' must be a boolean"),
+        ({"inputs": [lr], "parameters": [1]}, "'parameters' must be an object"),
+        ({"inputs": [lr], "id": 7}, "request 'id' must be a string"),
+        ({"inputs": [{**lr, "parameters": {"binary_data_size": "12288"}}]}, "binary_data_size"),
+    ]]
     for body, needle in cases:
         r = httpx.post(u, content=body)
         assert r.status_code == 400 and needle in r.json()["error"], r.text
