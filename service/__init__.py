@@ -1,6 +1,10 @@
-"""textsr's inference service: FastAPI on ONNX Runtime with dynamic batching. Never imports paddle."""
+"""textsr's inference service: a runtime on ONNX Runtime with dynamic batching, and an HTTP adapter on top.
 
-from service.app import create_app
+Importing ``service`` gives the runtime (settings, errors, engine, batcher, images, pipeline,
+recognizer, model repository, :class:`LocalPipeline`), which needs no web framework; the FastAPI
+app is ``service.app.create_app``. Never imports paddle.
+"""
+
 from service.batcher import DynamicBatcher
 from service.engine import OrtEngine
 from service.errors import (
@@ -18,6 +22,7 @@ from service.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from service.local import LocalPipeline
 from service.pipeline import Pipeline
 from service.repository import ModelRepository
 from service.settings import Settings
@@ -28,6 +33,7 @@ __all__ = [
     "InvalidImage",
     "InvalidOption",
     "InvalidRequest",
+    "LocalPipeline",
     "ModelLoadError",
     "ModelNotFound",
     "ModelNotReady",
@@ -41,5 +47,4 @@ __all__ = [
     "TextSRError",
     "Unauthorized",
     "UnsupportedMediaType",
-    "create_app",
 ]

@@ -61,7 +61,8 @@ def test_default_metrics_remeasured_live(tmp_path):
     n = 16
     for split in committed["splits"]:
         write_split(tmp_path, f"test/{split}", n, seed=0, progress=False)
-    live = evaluate_splits(onnx_upscaler(DEFAULT), tmp_path / "test", None, default_recognizer(), 0, heldout_recognizer())
+    with onnx_upscaler(DEFAULT) as upscale:
+        live = evaluate_splits(upscale, tmp_path / "test", None, default_recognizer(), 0, heldout_recognizer())
     assert set(live["splits"]) == set(committed["splits"])
     for split, result in live["splits"].items():
         for key in ("correct", "heldout_correct"):

@@ -1,13 +1,14 @@
 """``textsr upscale IMG... --out DIR``: upscale files in-process (ONNX Runtime) or through a server.
 
-In-process runs the same code path as the service (decode, resize or tile, batch, blend) on a
-local model folder without HTTP; ``--server URL`` sends the files to a running service instead.
+In-process runs the service's own pipeline (:class:`service.local.LocalPipeline`: decode limits,
+resize or tile, batching, blending, recognition) on a local model folder without HTTP; ``--server URL`` sends the files to a running service instead.
 ``--grid`` also writes grid.png: input | bicubic 2x | SR, with recognized text under each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,24 +30,26 @@ def upscale_files(
     from tqdm import tqdm
 
     from service import images as im
+    from service.settings import Settings
 
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"no such file(s): {', '.join(missing)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _remote(server, mode, recognize, api_key) if server else _local(model_dir, mode, recognize)
+    settings = Settings(**({"model_dir": model_dir} if model_dir else {}), recognition=recognize)
     records, rows = [], []
-    with tqdm(total=len(files), unit="img", desc="upscale") as bar:
-        for chunk in _chunks(files, BATCH):
-            decoded = [im.decode_image(f.read_bytes(), max_pixels=50_000_000, field=str(f)) for f in chunk]
-            for f, img, (sr, text) in zip(chunk, decoded, run(decoded)):
-                target = out_dir / f"{f.stem}_sr.png"
-                target.write_bytes(im.encode_png(sr, 3))
-                records.append({"input": str(f), "output": str(target), "width": sr.shape[1], "height": sr.shape[0], "text": text})
-                if grid:
-                    bic = im.bicubic(img, sr.shape[:2])
-                    rows.append([(img, f.name, (0, 0, 0)), (bic, "", (0, 0, 0)), (sr, text or "", (0, 120, 0))])
-            bar.update(len(chunk))
+    with _remote(server, mode, recognize, api_key) if server else _local(settings, mode, recognize) as run:
+        with tqdm(total=len(files), unit="img", desc="upscale") as bar:
+            for chunk in _chunks(files, BATCH):
+                decoded = [im.decode_image(f.read_bytes(), max_pixels=settings.max_image_pixels, field=str(f)) for f in chunk]
+                for f, img, (sr, text) in zip(chunk, decoded, run(decoded)):
+                    target = out_dir / f"{f.stem}_sr.png"
+                    target.write_bytes(im.encode_png(sr, 3))
+                    records.append({"input": str(f), "output": str(target), "width": sr.shape[1], "height": sr.shape[0], "text": text})
+                    if grid:
+                        bic = im.bicubic(img, sr.shape[:2])
+                        rows.append([(img, f.name, (0, 0, 0)), (bic, "", (0, 0, 0)), (sr, text or "", (0, 120, 0))])
+                bar.update(len(chunk))
     if grid:
         h, w = rows[0][2][0].shape[:2]
         scale = max(1, 256 // max(w, 1))
@@ -55,37 +58,21 @@ def upscale_files(
     return records
 
 
-def _remote(server: str, mode: str, recognize: bool, api_key: str | None):
+Run = Callable[[list[np.ndarray]], list[tuple[np.ndarray, str | None]]]
+
+
+@contextmanager
+def _remote(server: str, mode: str, recognize: bool, api_key: str | None) -> Iterator[Run]:
     from textsr.client import Client
 
     client = Client(server, api_key=api_key)
-
-    def run(decoded: list[np.ndarray]) -> list[tuple[np.ndarray, str | None]]:
-        return [(r.image, r.text) for r in client.upscale(decoded, mode=mode, recognize=recognize)]
-
-    return run
+    yield lambda decoded: [(r.image, r.text) for r in client.upscale(decoded, mode=mode, recognize=recognize)]
 
 
-def _local(model_dir: Path | None, mode: str, recognize: bool):
-    from service import images as im
-    from service.pipeline import TILE_OVERLAP
-    from service.repository import ModelRepository
-    from service.settings import Settings
+@contextmanager
+def _local(settings, mode: str, recognize: bool) -> Iterator[Run]:
+    """The service's own pipeline (service.local.LocalPipeline): same steps, same limits, no HTTP."""
+    from service.local import LocalPipeline
 
-    settings = Settings(**({"model_dir": model_dir} if model_dir else {}))
-    model = ModelRepository.load(settings.model_dir, settings.providers, settings.precision, settings.intra_op_threads, settings.default_model).get()
-    reader = None
-    if recognize:
-        from service.engine import OrtEngine
-        from service.recognizer import TextRecognizer, default_model_path, prepare
-
-        reader = TextRecognizer(OrtEngine(default_model_path(), providers=settings.providers))
-
-    def run(decoded: list[np.ndarray]) -> list[tuple[np.ndarray, str | None]]:
-        batch, layouts, counts = im.prepare_crops(decoded, model.manifest.lr_size, mode, TILE_OVERLAP, 10_000)
-        outputs = np.concatenate([model.engine(batch[i : i + 64]) for i in range(0, len(batch), 64)])
-        sr = im.assemble(list(outputs), layouts, counts, model.manifest.scale)
-        texts = [t for t, _ in reader(np.stack([prepare(x) for x in sr]))] if reader else [None] * len(sr)
-        return list(zip(sr, texts))
-
-    return run
+    with LocalPipeline(settings) as pipeline:
+        yield lambda decoded: [(r.sr, r.text) for r in pipeline.upscale(decoded, mode=mode, recognize=recognize)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +147,18 @@ def _match(text: str, label: str) -> bool:
     return filter_label(text) == filter_label(label)
 
 
-def onnx_upscaler(model_dir: str | Path) -> Callable[[np.ndarray], np.ndarray]:
-    """LR batch -> SR batch through a converted model folder (checked against its manifest)."""
-    from service.repository import load_model
+@contextmanager
+def onnx_upscaler(model_dir: str | Path) -> Iterator[Callable[[np.ndarray], np.ndarray]]:
+    """LR batch -> SR batch through a converted model folder, on the service's own pipeline (CPU).
 
-    return load_model(Path(model_dir), "cpu", "fp32", 0).engine
+    The batch goes through the same code the v2 infer endpoint runs (``Pipeline.infer``: limits,
+    dynamic batcher, engine), without HTTP; the manifest is checked when the folder loads.
+    """
+    from service.local import LocalPipeline
+    from service.settings import Settings
+
+    with LocalPipeline(Settings(providers="cpu", recognition=False), model_folder=Path(model_dir)) as pipeline:
+        yield pipeline.infer
 
 
 def default_recognizer() -> Recognizer:
@@ -193,10 +201,10 @@ def run_eval(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = evaluate_splits(
-        onnx_upscaler(model_dir), data_dir, max_images, default_recognizer(), grid_rows,
-        heldout_recognizer() if heldout else None,
-    )
+    with onnx_upscaler(model_dir) as upscale:
+        result = evaluate_splits(
+            upscale, data_dir, max_images, default_recognizer(), grid_rows, heldout_recognizer() if heldout else None
+        )
     save_grid(result.pop("grid"), out / "grid.png")
     result["model"] = _graph_identity(Path(model_dir))
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
