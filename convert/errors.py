@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from textsr.errors import TextSRError
 
-class ConversionError(RuntimeError):
+
+class ConversionError(TextSRError):
     """Root of the converter's errors."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textsr.errors import ConfigError, DataError, InputNotFound
 from textsr.manifest import sha256_file
 from textsr.spec import CHANNELS, INPUT_NAME, LR_HEIGHT, LR_WIDTH
 
@@ -48,7 +49,7 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path) -
 
     spec = architecture(load_config(config))
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+        raise InputNotFound(f"checkpoint not found: {checkpoint}")
     net = build_network(spec.backbone, **spec.kwargs)
     load_checkpoint(net, checkpoint)
     net.eval()
@@ -82,12 +83,12 @@ def find_inference_files(model_dir: str | Path) -> tuple[Path, Path]:
     """Locate the program and parameter files of an exported inference model."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise FileNotFoundError(f"inference model directory not found: {model_dir}")
+        raise InputNotFound(f"inference model directory not found: {model_dir}")
     for suffix in MODEL_SUFFIXES:
         programs = sorted(p for p in model_dir.glob(f"*{suffix}") if p.with_suffix(".pdiparams").is_file())
         if programs:
             return programs[0], programs[0].with_suffix(".pdiparams")
-    raise FileNotFoundError(
+    raise InputNotFound(
         f"{model_dir} holds no Paddle inference model: expected inference.json or inference.pdmodel "
         "next to inference.pdiparams (as tools/export_model.py writes)"
     )
@@ -113,7 +114,7 @@ def from_inference_dir(model_dir: str | Path, algorithm: str | None = None) -> S
     meta = _read_inference_yml(model_dir)
     algorithm = algorithm or (meta.get("Global") or {}).get("algorithm") or "unknown"
     if algorithm != "unknown" and algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; supported: {sorted(ALGORITHMS)}")
+        raise ConfigError(f"unknown algorithm {algorithm!r}; supported: {sorted(ALGORITHMS)}")
     cfg = inference.Config(str(model_file), str(params_file))
     cfg.disable_gpu()
     cfg.switch_ir_optim(True)
@@ -131,12 +132,12 @@ def from_inference_dir(model_dir: str | Path, algorithm: str | None = None) -> S
             out = predictor.get_output_handle(name).copy_to_cpu()
             if out.ndim == 4 and out.shape[2] > x.shape[2]:
                 return out
-        raise ValueError(f"{model_file}: no output is larger than the input; outputs {out_names}")
+        raise DataError(f"{model_file}: no output is larger than the input; outputs {out_names}")
 
     try:
         reference(np.zeros((1, CHANNELS, *lr_size), np.float32))
     except Exception as exc:
-        raise ValueError(f"{model_file} does not run on a [1, 3, {lr_size[0]}, {lr_size[1]}] input: {exc}") from None
+        raise DataError(f"{model_file} does not run on a [1, 3, {lr_size[0]}, {lr_size[1]}] input: {exc}") from None
     return Source(
         kind="paddle-inference-model",
         algorithm=algorithm,

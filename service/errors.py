@@ -7,17 +7,7 @@ factory registers one handler that turns any ``TextSRError`` into
 
 from __future__ import annotations
 
-
-class TextSRError(Exception):
-    """Root of the service's errors (HTTP 500 unless a subclass says otherwise)."""
-
-    status = 500
-    code = "internal_error"
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
+from textsr.errors import TextSRError  # the project-wide root; every service error derives from it
 
 
 # Client errors...
@@ -88,5 +78,5 @@ class RequestTimeout(TextSRError):
     status, code = 504, "timeout"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(TextSRError):
     """A model folder cannot be served (missing file, sha256 mismatch, shape mismatch); fatal at startup."""

@@ -16,6 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from textsr.errors import DataError, InputNotFound
+
 MODEL_FILE = "PP-OCRv6_rec_small.onnx"
 HEIGHT, WIDTH = 48, 320
 ITEM_SHAPE = (3, HEIGHT, WIDTH)
@@ -26,10 +28,10 @@ def default_model_path() -> Path:
     """Where the installed rapidocr package keeps the recognition model."""
     spec = importlib.util.find_spec("rapidocr")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the rapidocr package is not installed (pip install 'textsr[serve]')")
+        raise InputNotFound("the rapidocr package is not installed (pip install 'textsr[serve]')")
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found in the installed rapidocr package")
+        raise InputNotFound(f"{path} not found in the installed rapidocr package")
     return path
 
 
@@ -59,7 +61,7 @@ def prepare(rgb: np.ndarray) -> np.ndarray:
 def characters(metadata: dict[str, str]) -> list[str]:
     """The class list of a PaddleOCR CTC model from its ``character`` metadata: blank first, space last."""
     if "character" not in metadata:
-        raise ValueError("recognition model has no 'character' metadata")
+        raise DataError("recognition model has no 'character' metadata")
     return ["<blank>", *metadata["character"].splitlines(), " "]
 
 
@@ -71,7 +73,7 @@ class TextRecognizer:
         self.characters = characters(engine.session.get_modelmeta().custom_metadata_map)
         classes = engine.session.get_outputs()[0].shape[-1]
         if isinstance(classes, int) and classes != len(self.characters):
-            raise ValueError(f"character list has {len(self.characters)} entries, the model outputs {classes} classes")
+            raise DataError(f"character list has {len(self.characters)} entries, the model outputs {classes} classes")
 
     def __call__(self, batch: np.ndarray) -> list[tuple[str, float]]:
         return ctc_greedy(self.engine(batch), self.characters)

@@ -9,6 +9,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from textsr.errors import TextSRError
+
 CONVERT_HELP = """\
 Convert a PaddleOCR text super-resolution model (Text Telescope / TBSRN, Text Gestalt / TSRN)
 into a verified ONNX model folder: model.onnx (+ model.fp16.onnx with --fp16) and manifest.json.
@@ -30,26 +32,19 @@ the conversion fails if max |diff| exceeds 1e-4 (fp16 graph: 5e-2).
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from convert.errors import ConversionError
     from convert.pipeline import convert
-    from training.config import ConfigError
-    from training.networks import CheckpointMismatch
 
-    try:
-        convert(
-            args.out,
-            config=args.config,
-            checkpoint=args.checkpoint,
-            inference_dir=args.inference_dir,
-            algorithm=args.algorithm,
-            name=args.name,
-            opset=args.opset,
-            fp16=args.fp16,
-            simplify=args.simplify,
-        )
-    except (ConversionError, ConfigError, CheckpointMismatch, FileNotFoundError, ValueError) as exc:
-        print(f"textsr convert: error: {exc}", file=sys.stderr)
-        return 2
+    convert(
+        args.out,
+        config=args.config,
+        checkpoint=args.checkpoint,
+        inference_dir=args.inference_dir,
+        algorithm=args.algorithm,
+        name=args.name,
+        opset=args.opset,
+        fp16=args.fp16,
+        simplify=args.simplify,
+    )
     return 0
 
 
@@ -192,15 +187,11 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
 
     from textsr.upscale import upscale_files
 
-    try:
-        records = upscale_files(
-            [Path(f) for f in args.images], Path(args.out), server=args.server,
-            model_dir=Path(args.model_dir) if args.model_dir else None, mode=args.mode,
-            recognize=args.recognize, grid=args.grid, api_key=args.api_key,
-        )
-    except Exception as exc:  # report any failure as one line: a missing file, a bad image, a server error
-        print(f"textsr upscale: error: {exc}", file=sys.stderr)
-        return 2
+    records = upscale_files(
+        [Path(f) for f in args.images], Path(args.out), server=args.server,
+        model_dir=Path(args.model_dir) if args.model_dir else None, mode=args.mode,
+        recognize=args.recognize, grid=args.grid, api_key=args.api_key,
+    )
     for r in records:
         print(f"{r['input']} -> {r['output']} ({r['width']}x{r['height']})" + (f" text={r['text']!r}" if r["text"] is not None else ""))
     return 0
@@ -232,6 +223,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (built on call, never at import)."""
     parser = argparse.ArgumentParser(prog="textsr", description="Scene-text super-resolution: convert, serve, train.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
@@ -239,6 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``textsr`` console script."""
+    """Entry point of the ``textsr`` console script.
+
+    Any of textsr's own errors (:class:`textsr.errors.TextSRError`: a bad config, a missing file, a
+    checkpoint that does not fit, a failed conversion, a server's error answer) is printed as one
+    line and exits 2; ``--debug`` shows the traceback instead. Anything else is a bug and propagates.
+    """
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except TextSRError as exc:
+        if args.debug:
+            raise
+        print(f"textsr {args.command}: error: {exc}", file=sys.stderr)
+        return 2

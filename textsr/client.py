@@ -26,11 +26,13 @@ from typing import Any
 import httpx
 import numpy as np
 
+from textsr.errors import TextSRError
+
 ImageLike = str | Path | bytes | np.ndarray
 RETRY_STATUSES = {502, 503, 504}
 
 
-class ServiceError(Exception):
+class ServiceError(TextSRError):
     """The service answered with an error (after retries, for retryable ones)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

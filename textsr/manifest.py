@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from textsr.errors import InputNotFound
+
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
 
@@ -92,7 +94,7 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     """Read and validate ``model_dir/manifest.json``."""
     path = Path(model_dir) / MANIFEST_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no {MANIFEST_NAME} in {model_dir}")
+        raise InputNotFound(f"no {MANIFEST_NAME} in {model_dir}")
     return Manifest.model_validate_json(path.read_text())
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from textsr.errors import InputNotFound
+
 BATCH = 16
 
 
@@ -34,7 +36,7 @@ def upscale_files(
 
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise FileNotFoundError(f"no such file(s): {', '.join(missing)}")
+        raise InputNotFound(f"no such file(s): {', '.join(missing)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(**({"model_dir": model_dir} if model_dir else {}), recognition=recognize)
     records, rows = [], []

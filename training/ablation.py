@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from textsr.errors import ConfigError, InputNotFound
 from training.metrics import mcnemar_p
 from training.model_card import TABLE_HEAD, TABLE_RULE, metrics_row, paired_sentence
 
@@ -19,10 +20,10 @@ from training.model_card import TABLE_HEAD, TABLE_RULE, metrics_row, paired_sent
 def _arm(spec: str) -> tuple[str, Path]:
     label, sep, folder = spec.partition("=")
     if not sep or not label.strip() or not folder.strip():
-        raise ValueError(f"--arm {spec!r} must look like LABEL=DIR")
+        raise ConfigError(f"--arm {spec!r} must look like LABEL=DIR")
     path = Path(folder.strip()) / "metrics.json"
     if not path.is_file():
-        raise FileNotFoundError(f"--arm {label.strip()}: {path} not found (run `textsr eval --out {folder.strip()}` first)")
+        raise InputNotFound(f"--arm {label.strip()}: {path} not found (run `textsr eval --out {folder.strip()}` first)")
     return label.strip(), path
 
 

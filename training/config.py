@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from textsr.errors import ConfigError, InputNotFound
 from textsr.spec import SCALE
 
 SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metric", "Train", "Eval")
@@ -24,15 +25,11 @@ TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", 
 """PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + network)."""
 
 
-class ConfigError(ValueError):
-    """A config file or override is malformed; the message names the key."""
-
-
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Read a PaddleOCR YAML config and apply ``Section.key=value`` overrides."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config not found: {path}")
+        raise InputNotFound(f"config not found: {path}")
     try:
         cfg = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from textsr.errors import InputNotFound
 from training.data.lmdb_dataset import LMDBDataSetSR, find_lmdbs
 from training.metrics import SRMetric, paired
 from training.text import filter_label
@@ -185,7 +186,7 @@ def heldout_recognizer() -> Recognizer:
     spec = importlib.util.find_spec(HELDOUT_PACKAGE)
     path = Path(list(spec.submodule_search_locations)[0]) / HELDOUT_FILE if spec and spec.submodule_search_locations else None
     if path is None or not path.is_file():
-        raise FileNotFoundError(
+        raise InputNotFound(
             f"the held-out recognizer {HELDOUT_FILE} of {HELDOUT_PACKAGE} is not installed "
             "(pip install --no-deps rapidocr-onnxruntime==1.4.4, as make install-all does)"
         )

@@ -23,6 +23,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from textsr.errors import ConfigError, DataError, InputNotFound
 from textsr.spec import GESTALT_ALPHABET, TELESCOPE_ALPHABET
 from training.text import filter_label
 
@@ -63,7 +64,7 @@ def load_stroke_table(path: str | Path | None = None) -> dict[str, str]:
             continue
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit() or "0" in parts[1]:
-            raise ValueError(f"{path}:{n}: expected 'CHAR STROKES' with stroke digits 1-9, got {line!r}")
+            raise DataError(f"{path}:{n}: expected 'CHAR STROKES' with stroke digits 1-9, got {line!r}")
         table[parts[0]] = parts[1]
     return table
 
@@ -84,7 +85,7 @@ def confusion_weights(path: str | Path | None) -> np.ndarray:
         return np.ones((37, 37), np.float32)
     data = np.asarray(json.loads(Path(path).read_text())["matrix"], np.float64)
     if data.shape != (62, 62):
-        raise ValueError(f"{path}: confusion matrix must be 62x62 (0-9, A-Z, a-z), got {data.shape}")
+        raise DataError(f"{path}: confusion matrix must be 62x62 (0-9, A-Z, a-z), got {data.shape}")
     number, upper, lower = data[:10], data[10:36], data[36:]
     rows = np.concatenate([np.ones((1, 62)), number, lower, upper], axis=0)
     table = np.concatenate([np.ones((63, 1)), rows], axis=1)
@@ -142,7 +143,7 @@ class TelescopeLoss(_RecognizerLoss):
         super().__init__(network, recognizer_width)
         path = confuse_dict_path if confuse_dict_path and Path(confuse_dict_path).is_file() else None
         if confuse_dict_path and path is None:
-            raise FileNotFoundError(f"Loss.confuse_dict_path {confuse_dict_path} not found (a JSON confusion matrix)")
+            raise InputNotFound(f"Loss.confuse_dict_path {confuse_dict_path} not found (a JSON confusion matrix)")
         self.weights = paddle.to_tensor(confusion_weights(path))
 
     def forward(self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
@@ -162,7 +163,7 @@ class StrokeFocusLoss(_RecognizerLoss):
         super().__init__(network, recognizer_width)
         self.table = load_stroke_table(character_dict_path)
         if len(self.recognizer.alphabet) != len(GESTALT_ALPHABET):
-            raise ValueError("StrokeFocusLoss needs the stroke recognizer (10 classes); use the TSRN network")
+            raise ConfigError("StrokeFocusLoss needs the stroke recognizer (10 classes); use the TSRN network")
 
     def forward(self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
         text_input, _, _ = teacher_forcing(stroke_sequences(labels, self.table))
@@ -193,11 +194,11 @@ class RecognitionLoss(nn.Layer):
     ) -> None:
         super().__init__()
         if teacher not in self.TEACHERS:
-            raise ValueError(f"Loss.teacher must be one of {list(self.TEACHERS)}, got {teacher!r}")
+            raise ConfigError(f"Loss.teacher must be one of {list(self.TEACHERS)}, got {teacher!r}")
         weights = {"pixel_weight": pixel_weight, "teacher_weight": teacher_weight, "ctc_weight": ctc_weight}
         for key, value in weights.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"Loss.{key} must be a number >= 0, got {value!r}")
+                raise ConfigError(f"Loss.{key} must be a number >= 0, got {value!r}")
         self.pixel_weight, self.teacher_weight, self.ctc_weight = float(pixel_weight), float(teacher_weight), float(ctc_weight)
         self.teacher = teacher
         self.recognizer = None
@@ -277,8 +278,8 @@ def build_loss(cfg: dict[str, Any], network: nn.Layer, recognizer_width: float =
     cfg = dict(cfg)
     name = cfg.pop("name", "MSELoss")
     if name not in LOSSES:
-        raise ValueError(f"unknown Loss.name {name!r}; choose one of {sorted(LOSSES)}")
+        raise ConfigError(f"unknown Loss.name {name!r}; choose one of {sorted(LOSSES)}")
     try:
         return LOSSES[name](network, recognizer_width, **cfg)
     except TypeError as exc:
-        raise ValueError(f"Loss ({name}): {exc}") from None
+        raise ConfigError(f"Loss ({name}): {exc}") from None

@@ -13,6 +13,8 @@ import math
 import numpy as np
 from scipy.ndimage import convolve
 
+from textsr.errors import DataError
+
 
 def mcnemar_p(only_a: int, only_b: int) -> float:
     """Exact two-sided McNemar test: p-value of ``only_a`` vs ``only_b`` discordant pairs under p = 1/2."""
@@ -25,7 +27,7 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
 def paired(a: str, b: str) -> dict[str, float]:
     """Paired comparison of two per-crop hit strings ("1" read right): who reads which crops, McNemar's p."""
     if len(a) != len(b):
-        raise ValueError(f"paired comparison of {len(a)} and {len(b)} crops")
+        raise DataError(f"paired comparison of {len(a)} and {len(b)} crops")
     only_a = sum(x == "1" and y == "0" for x, y in zip(a, b))
     only_b = sum(x == "0" and y == "1" for x, y in zip(a, b))
     return {"crops": len(a), "only_first": only_a, "only_second": only_b, "p": mcnemar_p(only_a, only_b)}

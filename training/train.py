@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from textsr.errors import ConfigError
 from training.config import architecture, load_config, recognizer_width
 
 
@@ -52,7 +53,7 @@ class TrainSettings:
     def from_config(cls, cfg: dict[str, Any]) -> TrainSettings:
         g, opt = cfg.get("Global") or {}, cfg.get("Optimizer") or {}
         if opt.get("name", "Adam") != "Adam":
-            raise ValueError(f"Optimizer.name {opt.get('name')!r} is not supported; use Adam")
+            raise ConfigError(f"Optimizer.name {opt.get('name')!r} is not supported; use Adam")
         lr = opt.get("lr") or {}
         train = cfg.get("Train") or {}
         loader = train.get("loader") or {}
@@ -94,9 +95,9 @@ BEST_METRICS = {
 
 def _best_metric(name: Any, eval_recognition: bool) -> str:
     if name not in BEST_METRICS:
-        raise ValueError(f"Global.best_metric must be one of {sorted(BEST_METRICS)}, got {name!r}")
+        raise ConfigError(f"Global.best_metric must be one of {sorted(BEST_METRICS)}, got {name!r}")
     if name == "accuracy" and not eval_recognition:
-        raise ValueError("Global.best_metric=accuracy needs Global.eval_recognition=true")
+        raise ConfigError("Global.best_metric=accuracy needs Global.eval_recognition=true")
     return name
 
 
@@ -141,7 +142,7 @@ class Trainer:
         self._terms: dict[str, list[float]] = {}
         rec_path = g.get("pretrained_recognizer")
         if rec_path and len(carried) != 1:
-            raise ValueError(f"Global.pretrained_recognizer is set, but Loss {s.loss.get('name')} carries no recognizer to load it into")
+            raise ConfigError(f"Global.pretrained_recognizer is set, but Loss {s.loss.get('name')} carries no recognizer to load it into")
         # with a recognizer file of its own, SR weights may come without the recognizer (an MSE run's)
         self.optional = tuple(f"{name}." for name in carried) if rec_path else ()
         if s.pretrained:
@@ -165,12 +166,12 @@ class Trainer:
             self.scheduler = None
             return s.learning_rate
         if name != "Piecewise":
-            raise ValueError(f"Optimizer.lr.name {name!r} is not supported; use Piecewise or a plain learning_rate")
+            raise ConfigError(f"Optimizer.lr.name {name!r} is not supported; use Piecewise or a plain learning_rate")
         per_epoch = max(1, len(self.data) // s.batch_size)
         bounds = lr.get("decay_steps") or [int(e) * per_epoch for e in lr.get("decay_epochs", [])]
         values = [float(v) for v in lr.get("values", [])]
         if len(values) != len(bounds) + 1:
-            raise ValueError(f"Optimizer.lr: {len(values)} values for {len(bounds)} boundaries (need one more value)")
+            raise ConfigError(f"Optimizer.lr: {len(values)} values for {len(bounds)} boundaries (need one more value)")
         self.scheduler = paddle.optimizer.lr.PiecewiseDecay([int(b) for b in bounds], values)
         return self.scheduler
 

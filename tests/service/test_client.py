@@ -74,3 +74,31 @@ def test_upscale_cli_in_process_and_server(server, model_dir, tmp_path, capsys):
     assert (tmp_path / "local" / "grid.png").stat().st_size > 1000
     assert main(["upscale", str(tmp_path / "missing.png"), "--out", str(tmp_path / "x")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_one_error_tree_and_one_line_from_the_cli(tmp_path, capsys, repo_root):
+    """Every package's errors derive from textsr.errors.TextSRError; the CLI prints one line for them (exit 2)
+    and a traceback only with --debug."""
+    import pytest
+
+    from convert.errors import ConversionError, VerificationError
+    from service.errors import InvalidImage, ModelLoadError
+    from textsr.client import ServiceError
+    from textsr.cli import main
+    from textsr.errors import ConfigError, DataError, InputNotFound, TextSRError
+    from training.networks import CheckpointMismatch
+
+    for cls in (ConversionError, VerificationError, InvalidImage, ModelLoadError, ServiceError, ConfigError, DataError,
+                InputNotFound, CheckpointMismatch):
+        assert issubclass(cls, TextSRError), cls
+    assert issubclass(ConfigError, ValueError) and issubclass(InputNotFound, FileNotFoundError)
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("Globl: {}\n")
+    assert main(["train", "-c", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("textsr train: error:") and "unknown top-level sections ['Globl']" in err[0]
+    assert main(["eval", "--model-dir", str(tmp_path / "nope"), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(ConfigError):
+        main(["--debug", "train", "-c", str(bad)])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from textsr.errors import DataError, InputNotFound
 from textsr.spec import HR_HEIGHT, HR_WIDTH, SCALE
 
 _ENVS: dict[str, object] = {}
@@ -38,7 +39,7 @@ def find_lmdbs(root: str | Path) -> list[Path]:
     root = Path(root)
     found = sorted({p.parent for p in root.rglob("data.mdb")})
     if not found:
-        raise FileNotFoundError(f"no LMDB (data.mdb) at or below {root}")
+        raise InputNotFound(f"no LMDB (data.mdb) at or below {root}")
     return found
 
 
@@ -48,12 +49,12 @@ class LMDBDataSetSR:
     def __init__(self, data_dir: str | Path, img_h: int = HR_HEIGHT, img_w: int = HR_WIDTH, down_sample_scale: int = SCALE) -> None:
         self.path = Path(data_dir)
         if not (self.path / "data.mdb").is_file():
-            raise FileNotFoundError(f"{self.path} is not an LMDB folder (no data.mdb)")
+            raise InputNotFound(f"{self.path} is not an LMDB folder (no data.mdb)")
         self.env = _open(self.path)
         with self.env.begin() as txn:
             raw = txn.get(b"num-samples")
         if raw is None:
-            raise ValueError(f"{self.path}: no 'num-samples' key; not a TextZoom LMDB")
+            raise DataError(f"{self.path}: no 'num-samples' key; not a TextZoom LMDB")
         self.count = int(raw.decode("ascii"))
         self.hr_size = (img_w, img_h)
         self.lr_size = (img_w // down_sample_scale, img_h // down_sample_scale)

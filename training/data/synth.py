@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from textsr.errors import ConfigError, InputNotFound, TextSRError
 from textsr.spec import HR_HEIGHT, HR_WIDTH, LR_HEIGHT, LR_WIDTH
 
 FONT_GLOBS = ("/usr/share/fonts/**/*.ttf", "/usr/share/fonts/**/*.otf")
@@ -90,7 +91,7 @@ def font_files() -> tuple[str, ...]:
         except OSError:
             continue
     if not usable:
-        raise RuntimeError("no usable fonts under /usr/share/fonts; run scripts/system-deps.sh (Debian font packages)")
+        raise InputNotFound("no usable fonts under /usr/share/fonts; run scripts/system-deps.sh (Debian font packages)")
     return tuple(usable)
 
 
@@ -196,7 +197,7 @@ def _motion_kernel(rng: np.random.Generator, sigma: float) -> np.ndarray:
 def _encode_decode(img: np.ndarray, ext: str, flag: int, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(ext, np.clip(img, 0, 255).astype(np.uint8), [flag, quality])
     if not ok:
-        raise RuntimeError(f"{ext} encoding failed")
+        raise TextSRError(f"{ext} encoding failed")
     return cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(np.float32)
 
 
@@ -231,7 +232,7 @@ def _apply(kind: str, img: np.ndarray, level: Degradation, rng: np.random.Genera
         return _encode_decode(img, ".jpg", cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*level.quality)))
     if kind == "webp":
         return _encode_decode(img, ".webp", cv2.IMWRITE_WEBP_QUALITY, int(rng.integers(*level.quality)))
-    raise ValueError(f"unknown degradation {kind!r}")
+    raise ConfigError(f"unknown degradation {kind!r}")
 
 
 def degrade(hr: np.ndarray, level: Degradation, rng: np.random.Generator) -> np.ndarray:
@@ -265,7 +266,7 @@ def make_sample(seed: int, split: str, index: int) -> tuple[np.ndarray, np.ndarr
 def _png(img: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))
     if not ok:
-        raise RuntimeError("PNG encoding failed")
+        raise TextSRError("PNG encoding failed")
     return buf.tobytes()
 
 

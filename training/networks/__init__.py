@@ -7,6 +7,7 @@ from typing import Any
 
 from paddle import nn
 
+from textsr.errors import ConfigError
 from training.networks.checkpoint import CheckpointMismatch, checkpoint_filter_fn, load_checkpoint, save_checkpoint
 from training.networks.tbsrn import TBSRN, build_tbsrn
 from training.networks.tsrn import TSRN, build_tsrn
@@ -31,7 +32,7 @@ NETWORKS: dict[str, Callable[..., nn.Layer]] = {"TBSRN": build_tbsrn, "TSRN": bu
 def build_network(name: str, **kwargs: Any) -> nn.Layer:
     """Build a network by its PaddleOCR name (``TBSRN`` or ``TSRN``)."""
     if name not in NETWORKS:
-        raise ValueError(f"unknown network {name!r}; choose one of {sorted(NETWORKS)}")
+        raise ConfigError(f"unknown network {name!r}; choose one of {sorted(NETWORKS)}")
     return NETWORKS[name](**kwargs)
 
 
@@ -49,7 +50,7 @@ class PaddleOCRLayout(nn.Layer):
             self.add_sublayer(name, layer)
         for name, layer in (carried or {}).items():
             if name in dict(network.named_children()):
-                raise ValueError(f"a loss's layer {name!r} would shadow the network's")
+                raise ConfigError(f"a loss's layer {name!r} would shadow the network's")
             self.add_sublayer(name, layer)
 
 

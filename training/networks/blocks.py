@@ -15,6 +15,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from textsr.errors import ConfigError
+
 
 class Mish(nn.Layer):
     """Mish activation through ``F.mish``.
@@ -33,7 +35,7 @@ class GruBlock(nn.Layer):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         if out_channels % 2:
-            raise ValueError(f"GruBlock needs an even out_channels, got {out_channels}")
+            raise ConfigError(f"GruBlock needs an even out_channels, got {out_channels}")
         self.conv1 = nn.Conv2D(in_channels, out_channels, kernel_size=1, padding=0)
         self.gru = nn.GRU(out_channels, out_channels // 2, direction="bidirectional")
 
@@ -102,7 +104,7 @@ class MultiHeadedAttention(nn.Layer):
     def __init__(self, h: int, d_model: int, dropout: float = 0.1) -> None:
         super().__init__()
         if d_model % h:
-            raise ValueError(f"d_model {d_model} is not divisible by {h} heads")
+            raise ConfigError(f"d_model {d_model} is not divisible by {h} heads")
         self.d_k = d_model // h
         self.h = h
         self.linears = nn.LayerList([nn.Linear(d_model, d_model) for _ in range(4)])
@@ -150,7 +152,7 @@ def positional_encoding_2d(d_model: int, height: int, width: int) -> paddle.Tens
     so that the same weights run at any input size.
     """
     if d_model % 4:
-        raise ValueError(f"2D positional encoding needs d_model divisible by 4, got {d_model}")
+        raise ConfigError(f"2D positional encoding needs d_model divisible by 4, got {d_model}")
     half = d_model // 2
     div = paddle.exp(paddle.arange(0, half, 2, dtype="float32") * -(math.log(10000.0) / half))
 
@@ -192,7 +194,7 @@ class SRBackbone(nn.Layer):
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
-            raise ValueError(f"scale_factor must be a power of two >= 2, got {scale_factor}")
+            raise ConfigError(f"scale_factor must be a power of two >= 2, got {scale_factor}")
         width = 2 * hidden_units
         self.srb_nums = srb_nums
         self.block1 = nn.Sequential(nn.Conv2D(in_planes, width, kernel_size=9, padding=4), nn.PReLU())

@@ -16,6 +16,8 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from textsr.errors import DataError, InputNotFound
+
 PREFIXES = ("transform.", "model.transform.", "_layers.transform.")
 """Prefixes PaddleOCR wrappers put before the SR network's keys (BaseModel, DataParallel)."""
 CONTAINER_KEYS = ("state_dict", "model")
@@ -23,7 +25,7 @@ TRAINING_ONLY = ("stn_head.", "transformer.", "r34_transformer.")
 """Keys that only the training-time model has: the STN head and the frozen recognizer."""
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(DataError):
     """A checkpoint does not fit the network; the message lists every offending key."""
 
     def __init__(self, missing: list[str], unexpected: list[str], wrong_shape: list[str], source: str = "") -> None:
@@ -91,13 +93,13 @@ def load_checkpoint(
     """Load a ``.pdparams`` file into ``model`` strictly (see :func:`checkpoint_filter_fn`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise InputNotFound(f"checkpoint not found: {path}")
     try:
         state = paddle.load(str(path))
     except Exception as exc:  # paddle raises many types for a corrupt file
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
+        raise DataError(f"cannot read checkpoint {path}: {exc}") from None
     if not isinstance(state, Mapping):
-        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a parameter dict")
+        raise DataError(f"checkpoint {path} holds a {type(state).__name__}, not a parameter dict")
     try:
         filtered = checkpoint_filter_fn(state, model, drop_training_only, optional)
     except CheckpointMismatch as exc:

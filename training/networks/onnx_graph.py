@@ -23,6 +23,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from textsr.errors import DataError
+
 Value = Any  # np.ndarray (host shape arithmetic) or paddle.Tensor
 
 
@@ -235,7 +237,7 @@ class OnnxGraph(nn.Layer):
     def set_output(self, name: str) -> None:
         """Return the value ``name`` from now on, running only the nodes it depends on."""
         if name not in self._known | {o for _, _, outs, _ in self._all_nodes for o in outs}:
-            raise ValueError(f"{self.path}: no value named {name!r} in the graph")
+            raise DataError(f"{self.path}: no value named {name!r} in the graph")
         self.output_name = name
         self.nodes = self._needed(self._all_nodes, name)
 

@@ -14,6 +14,7 @@ import math
 import paddle
 from paddle import nn
 
+from textsr.errors import ConfigError
 from training.config import RECOGNIZER_WIDTH_RULE, recognizer_width_ok
 from training.networks.blocks import LayerNorm, MultiHeadedAttention, PositionwiseFeedForward
 
@@ -169,7 +170,7 @@ class Transformer(nn.Layer):
     def __init__(self, alphabet: str, width: float = 1.0) -> None:
         super().__init__()
         if not recognizer_width_ok(width):
-            raise ValueError(f"recognizer width must be {RECOGNIZER_WIDTH_RULE}, got {width}")
+            raise ConfigError(f"recognizer width must be {RECOGNIZER_WIDTH_RULE}, got {width}")
         d_model = int(1024 * width)
         self.alphabet, self.width = alphabet, width
         self.embedding_word_with_upperword = Embeddings(d_model // 2, len(alphabet))

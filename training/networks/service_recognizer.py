@@ -17,6 +17,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from service.recognizer import HEIGHT, MEAN, STD, WIDTH, characters, default_model_path, target_width
+from textsr.errors import DataError
 from training.networks.onnx_graph import OnnxGraph
 
 
@@ -29,7 +30,7 @@ class ServiceRecognizer(nn.Layer):
         self.graph = OnnxGraph(path)
         final = self.graph.producer_of(self.graph.output_name)
         if final is None or final[0] != "Softmax":
-            raise ValueError(f"{path}: expected a CTC recognizer whose output is a Softmax over classes")
+            raise DataError(f"{path}: expected a CTC recognizer whose output is a Softmax over classes")
         self.graph.set_output(final[1][0])  # the logits that feed the softmax
         self.characters = characters(self.graph.metadata)
         self.index = {c: i for i, c in enumerate(self.characters) if i}
