@@ -83,8 +83,8 @@ def test_one_error_tree_and_one_line_from_the_cli(tmp_path, capsys, repo_root):
 
     from convert.errors import ConversionError, VerificationError
     from service.errors import InvalidImage, ModelLoadError
-    from textsr.client import ServiceError
     from textsr.cli import main
+    from textsr.client import ServiceError
     from textsr.errors import ConfigError, DataError, InputNotFound, TextSRError
     from training.networks import CheckpointMismatch
 
