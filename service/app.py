@@ -49,6 +49,11 @@ OPEN_PATHS = {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/",
 STATIC_PATH = "/static"
 OPEN_PREFIXES = (STATIC_PATH + "/",)
 """Path prefixes served without the API key: the playground's static files (its example crops)."""
+MODE_DEFAULT = "auto"
+MODE_HELP = (
+    "auto (default): tile crops far wider than the model input (width/height above 1.5x the input's, 6 for 64x16), "
+    "resize the others; resize: to the model's input as PaddleOCR does; tile: overlapping windows, keeps the aspect of long lines"
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ERRORS = {
     400: {"model": ErrorResponse, "description": "undecodable image or malformed body"},
@@ -210,7 +215,7 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
     )
     async def upscale(
         request: Request,
-        mode: Literal["resize", "tile"] = Query("resize", description="resize: to the model's 16x64 input as PaddleOCR does; tile: overlapping windows, keeps the aspect of long lines"),
+        mode: Literal["auto", "resize", "tile"] = Query(MODE_DEFAULT, description=MODE_HELP),
         recognize: bool = Query(False, description="also return recognized text and confidence"),
         model: str | None = Query(None, description="model name (default: the server's default model)"),
     ):
@@ -228,7 +233,7 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
         out = [
             CropOut(
                 index=i, filename=files[i][0], input_width=r.input_size[0], input_height=r.input_size[1],
-                width=r.sr.shape[1], height=r.sr.shape[0], image=base64.b64encode(png).decode(),
+                width=r.sr.shape[1], height=r.sr.shape[0], mode=r.mode, image=base64.b64encode(png).decode(),
                 text=r.text, confidence=r.confidence,
             )
             for i, (r, png) in enumerate(zip(results, pngs))
@@ -245,14 +250,15 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
     async def recognize(
         request: Request,
         source: Literal["sr", "raw"] = Query("sr", description="sr: read the super-resolved image; raw: read the crop as sent"),
+        mode: Literal["auto", "resize", "tile"] = Query(MODE_DEFAULT, description="for source=sr: " + MODE_HELP),
         model: str | None = Query(None, description="SR model for source=sr"),
     ):
         files, opts = await read_images(request, settings)
-        source = opts.get("source", source)
+        source, mode = opts.get("source", source), opts.get("mode", mode)
         decoded = await run_in_threadpool(decode_all, files, settings.max_image_pixels)
         p = pipeline(request)
         if source == "sr":
-            views = [r.sr for r in await p.upscale(decoded, model, "resize", False)]
+            views = [r.sr for r in await p.upscale(decoded, model, mode, False)]
         else:
             views = decoded
         texts = await p.read_text(views)
@@ -272,7 +278,8 @@ def create_app(settings: Settings | None = None, repository: ModelRepository | N
             ModelOut(
                 name=m.name, algorithm=m.manifest.algorithm, backbone=m.manifest.backbone, precision=m.precision,
                 providers=m.engine.providers, input_shape=m.manifest.input.shape, output_shape=m.manifest.output.shape,
-                scale=m.manifest.scale, sha256=m.manifest.graph(m.precision).sha256, default=m.name == p.repository.default,
+                scale=m.manifest.scale, auto_tile_above=images.auto_tile_above(m.manifest.lr_size),
+                sha256=m.manifest.graph(m.precision).sha256, default=m.name == p.repository.default,
             )
             for m in p.repository.models.values()
         ]

@@ -87,12 +87,18 @@ class TileLayout:
     overlap: int
 
 
+def tile_count(shape: tuple[int, ...], lr_size: tuple[int, int], overlap: int) -> tuple[int, int]:
+    """(windows, line width at the LR height) that mode=tile cuts from an image of ``shape`` (h, w, ...)."""
+    h, w = lr_size
+    width = max(w, int(round(shape[1] * h / shape[0])))
+    return 1 + max(0, -(-(width - w) // (w - overlap))), width
+
+
 def tile_windows(img: np.ndarray, lr_size: tuple[int, int], overlap: int, max_tiles: int) -> tuple[np.ndarray, TileLayout]:
     """Resize to the LR height keeping the aspect, then cut overlapping windows of the LR width."""
     h, w = lr_size
-    width = max(w, int(round(img.shape[1] * h / img.shape[0])))
+    count, width = tile_count(img.shape, lr_size, overlap)
     stride = w - overlap
-    count = 1 + max(0, -(-(width - w) // stride))
     if count > max_tiles:
         raise PayloadTooLarge(f"mode=tile needs {count} windows for this {img.shape[1]}x{img.shape[0]} image; the limit is {max_tiles}")
     line = to_lr(img, (h, width))
@@ -136,16 +142,37 @@ def bicubic(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
 
 
+AUTO_TILE_RATIO = 1.5
+"""``mode=auto`` tiles a crop whose width/height exceeds the model input's by more than this factor
+(a 64x16 input is 4:1, so crops wider than 6:1) when its windows fit within the per-image limit;
+it resizes the others, as PaddleOCR does."""
+
+
+def auto_tile_above(lr_size: tuple[int, int]) -> float:
+    """The width/height above which ``mode=auto`` tiles, for a model input of ``lr_size`` (h, w)."""
+    return AUTO_TILE_RATIO * lr_size[1] / lr_size[0]
+
+
+def resolve_mode(shape: tuple[int, ...], lr_size: tuple[int, int], mode: str, overlap: int, max_tiles: int) -> str:
+    """``resize`` or ``tile`` for an image of ``shape`` (h, w, ...): ``auto`` tiles when the image is far wider than
+    the model input and its windows fit within ``max_tiles`` (a 1x5000 strip is resized rather than refused)."""
+    if mode != "auto":
+        return mode
+    wide = shape[1] / shape[0] > auto_tile_above(lr_size)
+    return "tile" if wide and tile_count(shape, lr_size, overlap)[0] <= max_tiles else "resize"
+
+
 def prepare_crops(
     decoded: list[np.ndarray], lr_size: tuple[int, int], mode: str, overlap: int, max_tiles: int
 ) -> tuple[np.ndarray, list[TileLayout | None], list[int]]:
-    """All model inputs of a request: one LR crop per image (``resize``) or its windows (``tile``).
+    """All model inputs of a request: one LR crop per image (``resize``) or its windows (``tile``);
+    ``auto`` picks per image (:func:`resolve_mode`).
 
     Returns the stacked batch, each image's layout (None for resize) and its number of crops.
     """
     crops, layouts = [], []
     for img in decoded:
-        if mode == "tile":
+        if resolve_mode(img.shape, lr_size, mode, overlap, max_tiles) == "tile":
             windows, layout = tile_windows(img, lr_size, overlap, max_tiles)
         else:
             windows, layout = to_lr(img, lr_size)[None], None

@@ -51,7 +51,7 @@ class LocalPipeline:
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def upscale(self, decoded: list[np.ndarray], model: str | None = None, mode: str = "resize", recognize: bool = False) -> list[CropResult]:
+    def upscale(self, decoded: list[np.ndarray], model: str | None = None, mode: str = "auto", recognize: bool = False) -> list[CropResult]:
         """Decoded RGB images -> SR images (and text), exactly as ``/v1/upscale``."""
         return self._call(self.pipeline.upscale(decoded, model, mode, recognize))
 

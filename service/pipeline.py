@@ -24,7 +24,7 @@ from service.settings import Settings
 
 log = logging.getLogger("textsr.pipeline")
 
-MODES = ("resize", "tile")
+MODES = ("auto", "resize", "tile")
 TILE_OVERLAP = 16
 """LR pixels shared by neighbouring windows in mode=tile (a quarter of the 64-pixel window)."""
 
@@ -35,6 +35,7 @@ class CropResult:
 
     sr: np.ndarray  # RGB uint8, the 2x image
     input_size: tuple[int, int]  # (width, height) of the decoded input
+    mode: str = "resize"  # how this image went through the model: resize or tile
     text: str | None = None
     confidence: float | None = None
 
@@ -118,21 +119,24 @@ class Pipeline:
         return np.stack(out)
 
     async def upscale(
-        self, decoded: list[np.ndarray], name: str | None = None, mode: str = "resize", recognize: bool = False
+        self, decoded: list[np.ndarray], name: str | None = None, mode: str = "auto", recognize: bool = False
     ) -> list[CropResult]:
-        """Upscale decoded RGB images; mode ``resize`` (PaddleOCR's) or ``tile`` (keeps long lines' aspect)."""
+        """Upscale decoded RGB images; mode ``resize`` (PaddleOCR's), ``tile`` (keeps long lines' aspect) or
+        ``auto`` (tile when a crop is far wider than the model input, see ``images.resolve_mode``)."""
         self._check_ready()
         if mode not in MODES:
             raise InvalidOption(f"mode must be one of {list(MODES)}, got {mode!r}")
         if recognize and self.rec_batcher is None:
             raise InvalidOption("recognize=true but recognition is disabled on this server (TEXTSR_RECOGNITION=false)")
         model = self.model(name)
-        batch, layouts, counts = images.prepare_crops(
-            decoded, model.manifest.lr_size, mode, TILE_OVERLAP, self.settings.max_tiles_per_image
-        )
+        limit = self.settings.max_tiles_per_image
+        batch, layouts, counts = images.prepare_crops(decoded, model.manifest.lr_size, mode, TILE_OVERLAP, limit)
         outputs = await self.batchers[model.name].submit(batch, self.settings.request_timeout_s)
         sr = images.assemble(outputs, layouts, counts, model.manifest.scale)
-        results = [CropResult(out, (img.shape[1], img.shape[0])) for img, out in zip(decoded, sr)]
+        results = [
+            CropResult(out, (img.shape[1], img.shape[0]), "resize" if layout is None else "tile")
+            for img, out, layout in zip(decoded, sr, layouts)
+        ]
         if recognize:
             texts = await self.read_text([r.sr for r in results])
             for r, (text, conf) in zip(results, texts):

@@ -12,7 +12,7 @@ class UpscaleJSON(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"images": ["iVBORw0KGgo..."], "mode": "resize", "recognize": True}]})
     images: list[str] = Field(min_length=1, description="base64-encoded image files (PNG, JPEG, WebP, ...)")
-    mode: Literal["resize", "tile"] | None = Field(None, description="resize (PaddleOCR's way) or tile (keeps aspect)")
+    mode: Literal["auto", "resize", "tile"] | None = Field(None, description="auto (default: tile far wider crops, resize the others), resize (PaddleOCR's way) or tile (keeps aspect)")
     recognize: bool | None = Field(None, description="also return the recognized text")
     source: Literal["sr", "raw"] | None = Field(None, description="/v1/recognize only: read the SR image or the raw crop")
 
@@ -26,6 +26,7 @@ class CropOut(BaseModel):
     input_height: int
     width: int = Field(description="width of the returned image")
     height: int = Field(description="height of the returned image")
+    mode: str | None = Field(None, description="how this image went through the model: resize or tile (mode=auto decides per image)")
     image: str | None = Field(None, description="the upscaled image, base64 PNG")
     text: str | None = Field(None, description="recognized text (recognize=true or /v1/recognize)")
     confidence: float | None = Field(None, description="mean per-character probability of the text, 0..1")
@@ -33,8 +34,8 @@ class CropOut(BaseModel):
 
 class UpscaleResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "model": "gestalt-tsrn-synth", "mode": "resize",
-        "results": [{"index": 0, "filename": "word.png", "input_width": 64, "input_height": 16, "width": 128, "height": 32,
+        "model": "gestalt-tsrn-synth", "mode": "auto",
+        "results": [{"index": 0, "filename": "word.png", "input_width": 64, "input_height": 16, "width": 128, "height": 32, "mode": "resize",
                      "image": "iVBORw0KGgoAAAANSUhEUgAAAIAAAAAg...", "text": "BODIES", "confidence": 0.97}],
     }]})
     model: str
@@ -51,6 +52,7 @@ class ModelOut(BaseModel):
     input_shape: list[int]
     output_shape: list[int]
     scale: int
+    auto_tile_above: float = Field(description="mode=auto tiles crops whose width/height is above this (1.5x the input's)")
     sha256: str
     default: bool
 

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="request body size at most (413 beyond)")
     max_inflated_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="a gzip/deflate body inflated at most (413 beyond; inflated incrementally, off the event loop)")
     max_image_pixels: int = Field(4_000_000, ge=1, description="pixels per image at most, from its header (413 beyond)")
-    max_tiles_per_image: int = Field(64, ge=1, description="windows per image in mode=tile at most (413 beyond)")
+    max_tiles_per_image: int = Field(64, ge=1, description="windows per image in mode=tile at most (413 beyond; mode=auto resizes such an image instead)")
     recognition: bool = Field(True, description="load the text recognizer (recognize=true, /v1/recognize)")
     png_compression: int = Field(1, ge=0, le=9, description="zlib level of returned PNGs (1 = fast)")
     api_key: SecretStr | None = Field(None, description="if set, required as X-API-Key (or Bearer) on all but health")

@@ -209,7 +209,8 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--server", help="service URL, e.g. http://127.0.0.1:8000 (default: run in-process)")
     p.add_argument("--api-key", help="API key for --server")
     p.add_argument("--model-dir", help="folder of converted models for in-process runs (default: shipped models/)")
-    p.add_argument("--mode", choices=["resize", "tile"], default="resize", help="resize (PaddleOCR's way) or tile (keeps aspect)")
+    p.add_argument("--mode", choices=["auto", "resize", "tile"], default="auto",
+                   help="auto (default: tile crops far wider than the model input, resize the others), resize (PaddleOCR's way) or tile")
     p.add_argument("--recognize", action="store_true", help="also recognize the text")
     p.add_argument("--grid", action="store_true", help="also write grid.png: input | bicubic | SR")
     p.set_defaults(func=_cmd_upscale)

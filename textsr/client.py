@@ -164,8 +164,8 @@ class Client(_Base):
             time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def upscale(self, images: Iterable[ImageLike], mode: str = "resize", recognize: bool = False, model: str | None = None) -> list[Result]:
-        """Upscale images 2x; ``mode`` resize or tile; ``recognize`` adds text."""
+    def upscale(self, images: Iterable[ImageLike], mode: str = "auto", recognize: bool = False, model: str | None = None) -> list[Result]:
+        """Upscale images 2x; ``mode`` auto (tile far wider crops, resize the others), resize or tile; ``recognize`` adds text."""
         return _parse(self._post("/v1/upscale", images, self._params(mode=mode, recognize=recognize, model=model)))
 
     def recognize(self, images: Iterable[ImageLike], source: str = "sr", model: str | None = None) -> list[Result]:
@@ -215,7 +215,7 @@ class AsyncClient(_Base):
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
-    async def upscale(self, images: Iterable[ImageLike], mode: str = "resize", recognize: bool = False, model: str | None = None) -> list[Result]:
+    async def upscale(self, images: Iterable[ImageLike], mode: str = "auto", recognize: bool = False, model: str | None = None) -> list[Result]:
         return _parse(await self._post("/v1/upscale", images, self._params(mode=mode, recognize=recognize, model=model)))
 
     async def recognize(self, images: Iterable[ImageLike], source: str = "sr", model: str | None = None) -> list[Result]:

@@ -25,7 +25,7 @@ def _chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
 
 def upscale_files(
     files: list[Path], out_dir: Path, *, server: str | None = None, model_dir: Path | None = None,
-    mode: str = "resize", recognize: bool = False, grid: bool = False, api_key: str | None = None,
+    mode: str = "auto", recognize: bool = False, grid: bool = False, api_key: str | None = None,
 ) -> list[dict]:
     """Write ``<stem>_sr.png`` for each file into ``out_dir``; returns one record per file."""
     import cv2

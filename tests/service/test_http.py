@@ -58,7 +58,7 @@ def test_upscale_multipart_json_and_png(server, crop):
 def test_any_input_size_is_resized_like_paddleocr(server):
     for h, w in ((7, 300), (120, 90), (1, 1)):
         data = png_bytes(np.full((h, w, 3), 200, np.uint8))
-        r = httpx.post(server.url + "/v1/upscale", files={"file": ("x.png", data)})
+        r = httpx.post(server.url + "/v1/upscale", params={"mode": "resize"}, files={"file": ("x.png", data)})
         assert r.status_code == 200, r.text
         res = r.json()["results"][0]
         assert (res["input_width"], res["input_height"], res["width"], res["height"]) == (w, h, 128, 32)
@@ -151,3 +151,25 @@ def test_openapi_has_examples_for_every_endpoint(server):
         for method, op in ops.items():
             blob = text_of(op) + "".join(text_of(schemas.get(ref.split("/")[-1], {})) for ref in re.findall(r"#/components/schemas/(\w+)", text_of(op)))
             assert "example" in blob, f"{method.upper()} {path} has no example"
+
+
+def test_auto_is_the_default_mode(server):
+    """Without a mode, a long line is tiled (aspect kept, 2x) and a word-sized crop resized; /v1/recognize reads the
+    long line through tiles too; /v1/models states the rule's threshold."""
+    import cv2
+
+    from tests.conftest import DATA
+
+    line, word = (DATA / "line.png").read_bytes(), (DATA / "word.png").read_bytes()
+    body = httpx.post(server.url + "/v1/upscale", files=[("file", ("line.png", line)), ("file", ("word.png", word))], timeout=60).json()
+    assert body["mode"] == "auto"
+    long, short = body["results"]
+    assert long["mode"] == "tile" and long["height"] == 32
+    assert abs(long["width"] / 32 - long["input_width"] / long["input_height"]) < 0.1  # the line's aspect, kept
+    assert short["mode"] == "resize" and (short["width"], short["height"]) == (128, 32)
+    png = cv2.imdecode(np.frombuffer(base64.b64decode(long["image"]), np.uint8), cv2.IMREAD_COLOR)
+    assert png.shape[:2] == (32, long["width"])
+    tiled = httpx.post(server.url + "/v1/recognize", files={"file": ("line.png", line)}, params={"mode": "tile"}, timeout=60).json()
+    auto = httpx.post(server.url + "/v1/recognize", files={"file": ("line.png", line)}, timeout=60).json()
+    assert auto["results"][0]["text"] == tiled["results"][0]["text"] and len(auto["results"][0]["text"]) > 10
+    assert httpx.get(server.url + "/v1/models").json()["models"][0]["auto_tile_above"] == 6.0

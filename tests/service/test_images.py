@@ -117,3 +117,17 @@ def test_tiles_cover_a_long_line_and_blend_back():
 def test_too_many_tiles():
     with pytest.raises(PayloadTooLarge, match="windows"):
         tile_windows(np.zeros((16, 5000, 3), np.uint8), (16, 64), overlap=16, max_tiles=8)
+
+
+def test_auto_mode_rule():
+    """mode=auto tiles a crop whose aspect exceeds 1.5x the model input's (64x16: above 6:1), resizes the others."""
+    from service.images import AUTO_TILE_RATIO, auto_tile_above, resolve_mode
+
+    assert AUTO_TILE_RATIO == 1.5 and auto_tile_above((16, 64)) == 6.0
+    rule = {"lr_size": (16, 64), "overlap": 16, "max_tiles": 64}
+    assert resolve_mode((16, 96, 3), mode="auto", **rule) == "resize"
+    assert resolve_mode((10, 60, 3), mode="auto", **rule) == "resize"  # exactly 6: not above
+    assert resolve_mode((10, 61, 3), mode="auto", **rule) == "tile"
+    assert resolve_mode((16, 300, 3), mode="auto", **rule) == "tile"
+    assert resolve_mode((1, 5000, 3), mode="auto", **rule) == "resize"  # 1667 windows would pass the limit: resized
+    assert resolve_mode((16, 300, 3), mode="resize", **rule) == "resize" and resolve_mode((16, 20, 3), mode="tile", **rule) == "tile"

@@ -82,20 +82,23 @@ def test_curl_examples_run(server, tmp_path, model_dir):
         assert body == "" and ctype == "image/png"
         assert _png_size(png_out.read_bytes()) == (out_w, out_h)
 
+    w, h = sizes["line.png"]
+    line_size = (scale * max(manifest.lr_size[1], round(w * lr_h / h)), out_h)  # tiled: the line's aspect, 2x
+
     def several_with_text(body: str, ctype: str) -> None:
         data = json.loads(body)
-        assert data["model"] == name and data["mode"] == "resize"
-        assert [(r["index"], r["filename"], (r["input_width"], r["input_height"])) for r in data["results"]] == [
-            (0, "word.png", sizes["word.png"]), (1, "line.png", sizes["line.png"])]
+        assert data["model"] == name and data["mode"] == "auto"  # the default: the word resized, the long line tiled
+        assert [(r["index"], r["filename"], (r["input_width"], r["input_height"]), r["mode"]) for r in data["results"]] == [
+            (0, "word.png", sizes["word.png"], "resize"), (1, "line.png", sizes["line.png"], "tile")]
+        upscaled(data["results"][0], (out_w, out_h))
+        upscaled(data["results"][1], line_size)
         for r in data["results"]:
-            upscaled(r, (out_w, out_h))
             read(r)
 
     def tiled(body: str, ctype: str) -> None:
         data = json.loads(body)
         assert data["mode"] == "tile" and len(data["results"]) == 1
-        w, h = sizes["line.png"]
-        upscaled(data["results"][0], (scale * max(manifest.lr_size[1], round(w * lr_h / h)), out_h))
+        upscaled(data["results"][0], line_size)
 
     def text_only(body: str, ctype: str) -> None:
         data = json.loads(body)
