@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from fastapi import Request
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
@@ -63,29 +64,33 @@ async def read_images(request: Request, settings: Settings) -> tuple[list[tuple[
         if not files:
             raise InvalidRequest("multipart body has no 'file' part")
         return files, {}
-    if ctype == "application/json":
-        try:
-            doc = UpscaleJSON.model_validate_json(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise InvalidOption(f"JSON body: {where}: {first['msg']}") from None
-        if len(doc.images) > limit:
-            raise PayloadTooLarge(f"{len(doc.images)} images in one request; the limit is {limit}")
-        files = []
-        for i, text in enumerate(doc.images):
-            raw = text.split(",", 1)[1] if text.startswith("data:") else text
-            try:
-                files.append((None, base64.b64decode(raw, validate=True)))
-            except (binascii.Error, ValueError):
-                raise InvalidImage(f"images[{i}]: not valid base64") from None
-        return files, doc.model_dump(exclude_none=True, exclude={"images"})
+    if ctype == "application/json":  # parsing up to max_body_bytes of JSON and base64 is CPU work: off the loop
+        return await run_in_threadpool(_read_json, body, limit)
     if ctype.startswith("image/"):
         return [(None, body)], {}
     raise UnsupportedMediaType(
         f"Content-Type {ctype or '(none)'!r} is not accepted: send multipart/form-data with 'file' parts, "
         "application/json with base64 'images', or one image as an image/* body"
     )
+
+
+def _read_json(body: bytes, limit: int) -> tuple[list[tuple[str | None, bytes]], dict[str, Any]]:
+    try:
+        doc = UpscaleJSON.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidOption(f"JSON body: {where}: {first['msg']}") from None
+    if len(doc.images) > limit:
+        raise PayloadTooLarge(f"{len(doc.images)} images in one request; the limit is {limit}")
+    files = []
+    for i, text in enumerate(doc.images):
+        raw = text.split(",", 1)[1] if text.startswith("data:") else text
+        try:
+            files.append((None, base64.b64decode(raw, validate=True)))
+        except (binascii.Error, ValueError):
+            raise InvalidImage(f"images[{i}]: not valid base64") from None
+    return files, doc.model_dump(exclude_none=True, exclude={"images"})
 
 
 def decode_all(files: list[tuple[str | None, bytes]], max_pixels: int) -> list[np.ndarray]:

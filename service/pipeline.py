@@ -130,9 +130,10 @@ class Pipeline:
             raise InvalidOption("recognize=true but recognition is disabled on this server (TEXTSR_RECOGNITION=false)")
         model = self.model(name)
         limit = self.settings.max_tiles_per_image
-        batch, layouts, counts = images.prepare_crops(decoded, model.manifest.lr_size, mode, TILE_OVERLAP, limit)
+        # resizing, tiling and blending are CPU work: off the event loop, which keeps answering health probes
+        batch, layouts, counts = await asyncio.to_thread(images.prepare_crops, decoded, model.manifest.lr_size, mode, TILE_OVERLAP, limit)
         outputs = await self.batchers[model.name].submit(batch, self.settings.request_timeout_s)
-        sr = images.assemble(outputs, layouts, counts, model.manifest.scale)
+        sr = await asyncio.to_thread(images.assemble, outputs, layouts, counts, model.manifest.scale)
         results = [
             CropResult(out, (img.shape[1], img.shape[0]), "resize" if layout is None else "tile")
             for img, out, layout in zip(decoded, sr, layouts)
@@ -148,5 +149,5 @@ class Pipeline:
         self._check_ready()
         if self.rec_batcher is None:
             raise InvalidOption("recognition is disabled on this server (TEXTSR_RECOGNITION=false)")
-        batch = np.stack([prepare(img) for img in rgb_images])
+        batch = await asyncio.to_thread(lambda: np.stack([prepare(img) for img in rgb_images]))
         return await self.rec_batcher.submit(batch, self.settings.request_timeout_s)
