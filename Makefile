@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: serve test lint install-serve install-all system-deps clean train-default card ablation-run ablation-eval ship-default
+.PHONY: serve test lint install-serve install-all system-deps clean train-default card ablation-run ablation-eval ablation-table ship-default
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,9 @@ lint: install-all
 system-deps:
 	@bash scripts/system-deps.sh
 
-## The shipped default model: synthetic data -> TSRN trained two ways (pixel only; pixel + recognition through the
-## service's recognizer) -> ONNX -> eval (service and held-out recognizers) -> ablation table; the recognition arm is
-## shipped (+fp16) with its model card. Each arm keeps the checkpoint that reads best on val/ (service recognizer).
+## The shipped default model: synthetic data -> TSRN trained two ways (pixel only: the default config; pixel +
+## recognition through the service's recognizer) -> ONNX -> eval (service and held-out recognizers) -> ablation table;
+## the pixel arm ships (+fp16) with its model card. Each arm keeps the checkpoint that reads best on val/.
 DEFAULT_MODEL  := models/gestalt-tsrn-synth
 DEFAULT_CONFIG := training/configs/default_tsrn.yml
 ABLATION       ?= output/rec
@@ -52,14 +52,15 @@ ABLATION_STEPS ?= 1400
 ARM_EXTRA      ?=
 ARM_OPTS = -o Train.dataset.data_dir=$(ABLATION_DATA)/train Eval.dataset.data_dir=$(ABLATION_DATA)/val \
     Global.max_steps=$(ABLATION_STEPS) $(ARM_EXTRA)
-PIXEL_ONLY = Loss.teacher_weight=0 Loss.ctc_weight=0
+RECOGNITION_ON = Loss.teacher_weight=0.01 Loss.ctc_weight=0.003 "Optimizer.lr.values=[0.0001,0.0001]" \
+    "Global.eval_batch_step=[0,100]"
 train-default: install-all system-deps
 	$(BIN)/textsr gen-data --out $(ABLATION_DATA) --train 12000 --val 192 --test 300 --seed 0
 	$(MAKE) ablation-run ship-default
 
 ablation-run:
-	$(BIN)/textsr train -c $(DEFAULT_CONFIG) $(ARM_OPTS) Global.save_model_dir=$(ABLATION)/pixel $(PIXEL_ONLY)
-	$(BIN)/textsr train -c $(DEFAULT_CONFIG) $(ARM_OPTS) Global.save_model_dir=$(ABLATION)/recognition
+	$(BIN)/textsr train -c $(DEFAULT_CONFIG) $(ARM_OPTS) Global.save_model_dir=$(ABLATION)/pixel
+	$(BIN)/textsr train -c $(DEFAULT_CONFIG) $(ARM_OPTS) Global.save_model_dir=$(ABLATION)/recognition $(RECOGNITION_ON)
 	$(MAKE) ablation-eval
 
 ## Convert and evaluate both arms' best checkpoints, then write the ablation table (the model card includes it).
@@ -69,21 +70,25 @@ ablation-eval:
 	        --out $(ABLATION)/$$arm/model --name ablation-$$arm && \
 	    $(BIN)/textsr eval --model-dir $(ABLATION)/$$arm/model --data $(ABLATION_DATA)/test --out $(ABLATION)/$$arm/model \
 	    || exit 1; done
+	$(MAKE) ablation-table
+
+ablation-table:
 	$(BIN)/python -m training.ablation --out $(ABLATION_OUT) \
 	    --arm "pixel only=$(ABLATION)/pixel/model" --arm "pixel + recognition=$(ABLATION)/recognition/model" \
 	    --note "Both arms train TSRN from the same bicubic start (step 0 reads exactly like bicubic) on the same data and batches \
-	for up to $(ABLATION_STEPS) steps of batch 8, and keep the checkpoint that reads best on val/; they differ only in the loss \
-	weights (pixel only: \`$(PIXEL_ONLY)\`). \`make ablation-run\`."
+	for up to $(ABLATION_STEPS) steps of batch 8, and keep the checkpoint that reads best on val/; the recognition arm adds \
+	\`$(RECOGNITION_ON)\`. \`make ablation-run\`."
 
 ship-default:
-	$(BIN)/textsr convert --config $(DEFAULT_CONFIG) --checkpoint $(ABLATION)/recognition/best_accuracy.pdparams \
+	$(BIN)/textsr convert --config $(DEFAULT_CONFIG) --checkpoint $(ABLATION)/pixel/best_accuracy.pdparams \
 	    --out $(DEFAULT_MODEL) --name gestalt-tsrn-synth --fp16
-	mkdir -p $(DEFAULT_MODEL)/source && cp $(ABLATION)/recognition/best_accuracy.pdparams $(DEFAULT_MODEL)/source/
+	mkdir -p $(DEFAULT_MODEL)/source && cp $(ABLATION)/pixel/best_accuracy.pdparams $(DEFAULT_MODEL)/source/
+	cp $(ABLATION)/pixel/curves.png $(DEFAULT_MODEL)/training_curves.png
 	$(BIN)/textsr eval --model-dir $(DEFAULT_MODEL) --data $(ABLATION_DATA)/test --out $(DEFAULT_MODEL)
 	$(MAKE) card
 
 card:
-	$(BIN)/python -m training.model_card --model-dir $(DEFAULT_MODEL) --train-dir $(ABLATION)/recognition \
+	$(BIN)/python -m training.model_card --model-dir $(DEFAULT_MODEL) --train-dir $(ABLATION)/pixel \
 	    --config $(DEFAULT_CONFIG) --extra training/configs/default_tsrn_notes.md \
 	    --data-note "12,000 synthetic pairs from \`textsr gen-data --seed 0\` (words from wordfreq, Debian fonts, Real-ESRGAN-style LR chain); val: 192 (checkpoint choice); test: 300 per split, \`unseen\` with degradations training never sees."
 
