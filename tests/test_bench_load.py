@@ -48,12 +48,16 @@ def test_overload_refuses_excess_with_retry_after_and_recovers(tmp_path):
 
 @needs_wrk
 def test_soak_short_run_has_no_errors_and_no_drift(tmp_path):
-    """The README's soak bound (drift <= 5%), over a short run: 3 rounds of 4 s, drift from the first round's sample."""
-    r = run_bench(tmp_path, "soak", "--minutes", "0.2", "--round-seconds", "4", "--warmup-seconds", "4", "--port", "8792")
+    """The README's soak bound (drift <= 5%), over a short run: 8 rounds of 4 s, drift from the sample after 20 s.
+
+    RSS climbs in steps for the first ~20 s of load (thread pools and allocator arenas warming up: measured 313 -> 331 MB,
+    then flat); a run measured from its first 4-s round once read +25% of warm-up as drift.
+    """
+    r = run_bench(tmp_path, "soak", "--minutes", "0.53", "--round-seconds", "4", "--warmup-seconds", "20", "--port", "8792")
     assert r["sent"] > 0 and r["ok_200"] == r["sent"] and r["errors"] == 0
     samples = r["rss_mb_samples"]
-    assert len(samples) == 3 and r["rss_mb_after_warmup"] == samples[0] and r["rss_mb_last"] == samples[-1]
-    assert r["rss_drift"] == pytest.approx(samples[-1] / samples[0] - 1) and abs(r["rss_drift"]) <= 0.05
+    assert len(samples) == 8 and r["rss_mb_after_warmup"] == samples[4] and r["rss_mb_last"] == samples[-1]
+    assert r["rss_drift"] == pytest.approx(samples[-1] / samples[4] - 1) and abs(r["rss_drift"]) <= 0.05
     assert r["rss_mb_max"] < 1024
 
 
