@@ -51,8 +51,9 @@ OPEN_PREFIXES = (STATIC_PATH + "/",)
 """Path prefixes served without the API key: the playground's static files (its example crops)."""
 MODE_DEFAULT = "auto"
 MODE_HELP = (
-    "auto (default): tile crops far wider than the model input (width/height above 1.5x the input's, 6 for 64x16), "
-    "resize the others; resize: to the model's input as PaddleOCR does; tile: overlapping windows, keeps the aspect of long lines"
+    f"auto (default): tile crops far wider than the model input (width/height above {images.AUTO_TILE_RATIO:g}x the "
+    f"input's, {images.auto_tile_above((16, 64)):g} for 64x16) when the windows fit the per-image limit, resize the others; "
+    "resize: to the model's input as PaddleOCR does; tile: overlapping windows, keeps the aspect of long lines"
 )
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ERRORS = {

@@ -86,7 +86,6 @@ def evaluate_splits(
         data = LMDBDataSetSR(lmdb_dir)
         metrics = {"sr": SRMetric(), "bicubic": SRMetric()}
         all_readers = {prefix: {k: _Reader(r) for k in SOURCES} for prefix, r in recognizers.items()}
-        readers = all_readers.get("", {})
         seen = 0
         for lr, hr, labels in data.batches(EVAL_BATCH):
             if max_images is not None and seen >= max_images:
@@ -94,11 +93,8 @@ def evaluate_splits(
             views = {"sr": np.clip(upscale(lr), 0, 1), "bicubic": bicubic_upscale(lr, hr.shape[2:]), "hr": hr}
             metrics["sr"].update(views["sr"], hr)
             metrics["bicubic"].update(views["bicubic"], hr)
-            texts = {k: r.read(views[k], labels) for k, r in readers.items()}
-            for prefix, group in all_readers.items():
-                if prefix:
-                    for k, r in group.items():
-                        r.read(views[k], labels)
+            read = {prefix: {k: r.read(views[k], labels) for k, r in group.items()} for prefix, group in all_readers.items()}
+            texts = read.get("", {})  # the service recognizer's readings go under the grid's images
             for i in range(min(len(lr), grid_rows - sum(1 for g in result["grid"] if g["split"] == split))):
                 result["grid"].append({"split": split, "label": labels[i], "lr": lr[i], **{k: v[i] for k, v in views.items()},
                                        "texts": {k: t[i] for k, t in texts.items()}})
@@ -115,7 +111,7 @@ def evaluate_splits(
         src: {key: float(np.mean([s[src][key] for s in splits])) for key in ("psnr_paddleocr", "psnr_per_image", "ssim")}
         for src in ("sr", "bicubic")
     }
-    for prefix in all_readers if recognizers else ():
+    for prefix in recognizers:
         result["average"][prefix + "accuracy"] = {k: float(np.mean([s[prefix + "accuracy"][k] for s in splits])) for k in SOURCES}
     if recognizers:
         pooled = {p: {k: "".join(s[p + "correct"][k] for s in splits) for k in ("sr", "bicubic")} for p in recognizers}
@@ -223,7 +219,7 @@ def _graph_identity(model_dir: Path) -> dict[str, str]:
 
 def evaluate_sr(
     model: Any, eval_dir: str | Path, max_images: int | None = None,
-    recognizer: Callable[[np.ndarray], list[tuple[str, float]]] | None = None,
+    recognizer: Recognizer | None = None,
 ) -> dict[str, Any]:
     """Evaluate a Paddle network (eval mode) on every split under ``eval_dir`` (with a recognizer: accuracy too)."""
     import paddle

@@ -258,7 +258,7 @@ def log_softmax(logits: paddle.Tensor) -> paddle.Tensor:
     """Log-softmax over the last axis as ``x - logsumexp(x)``.
 
     Paddle 3.3's CPU ``F.log_softmax`` takes ~7 s forward and 7 s backward on [8, 40, 18710] (the
-    recognizer's class count) on one core; this takes 0.1 s each (measured in bench/results/train_step.md).
+    recognizer's class count) on one core; this takes 0.1 s each (bench/results/train_step-cpu-2core.md).
     """
     return logits - paddle.logsumexp(logits, axis=-1, keepdim=True)
 
@@ -282,4 +282,6 @@ def build_loss(cfg: dict[str, Any], network: nn.Layer, recognizer_width: float =
     try:
         return LOSSES[name](network, recognizer_width, **cfg)
     except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):  # a bug, not a key in the config
+            raise
         raise ConfigError(f"Loss ({name}): {exc}") from None

@@ -14,6 +14,7 @@ Paddle. Only the operators such recognizers use are implemented; any other raise
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ def _transpose(inputs: list[Value], attrs: dict[str, Any]) -> Value:
     return np.transpose(x, perm) if isinstance(x, np.ndarray) else paddle.transpose(x, perm or list(range(x.ndim))[::-1])
 
 
-def _softmax(inputs: list[Value], attrs: dict[str, Any], opset: int) -> paddle.Tensor:
+def _softmax(inputs: list[Value], attrs: dict[str, Any], opset: int = 13) -> paddle.Tensor:
     x = inputs[0]
     axis = attrs.get("axis", 1 if opset < 13 else -1) % x.ndim
     if opset < 13 and axis != x.ndim - 1:  # opset 11 flattens from `axis` on; same as last-axis only there
@@ -191,6 +192,7 @@ OPS: dict[str, Callable[[list[Value], dict[str, Any]], Value]] = {
     "Concat": _concat,
     "Reshape": _reshape,
     "Transpose": _transpose,
+    "Softmax": _softmax,  # its axis default and meaning depend on the opset: bound per graph when loaded
 }
 
 
@@ -223,8 +225,9 @@ class OnnxGraph(nn.Layer):
             else:
                 self.constants[init.name] = array
         self.nodes: list[tuple[str, list[str], list[str], dict[str, Any]]] = []
+        self._ops = {**OPS, "Softmax": functools.partial(_softmax, opset=self.opset)}
         for node in graph.node:
-            if node.op_type not in OPS and node.op_type != "Softmax":
+            if node.op_type not in self._ops:
                 raise NotImplementedError(f"{path}: ONNX operator {node.op_type} is not supported by OnnxGraph")
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
@@ -259,9 +262,6 @@ class OnnxGraph(nn.Layer):
         values: dict[str, Value] = dict(self.constants)
         values.update({k: getattr(self, b) for k, b in self._buffers_by_value.items()})
         values[self.input_name] = x
-        values[""] = None
         for op, ins, outs, attrs in self.nodes:
-            args = [values[n] for n in ins if n]
-            result = _softmax(args, attrs, self.opset) if op == "Softmax" else OPS[op](args, attrs)
-            values[outs[0]] = result
+            values[outs[0]] = self._ops[op]([values[n] for n in ins if n], attrs)  # "" marks an omitted optional input
         return values[self.output_name]
