@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from textsr.errors import ConfigError, InputNotFound
-from training.metrics import mcnemar_p
+from training.metrics import paired
 from training.model_card import TABLE_HEAD, TABLE_RULE, metrics_row, paired_sentence
 
 
@@ -91,11 +91,10 @@ def _paired(arms: dict[str, Any]) -> list[str]:
         other = hits(label)
         if base is None or other is None or len(other) != len(base):
             continue
-        only_other = sum(a == "0" and b == "1" for a, b in zip(base, other))
-        only_base = sum(a == "1" and b == "0" for a, b in zip(base, other))
+        pair = paired(other, base)
         lines.append(
-            f"Paired on the same {len(base)} crops: {label} reads {only_other} SR crops that {labels[0]} misses, and misses"
-            f" {only_base} that {labels[0]} reads; exact McNemar test p = {mcnemar_p(only_other, only_base):.2g}."
+            f"Paired on the same {len(base)} crops: {label} reads {pair['only_first']} SR crops that {labels[0]} misses, and misses"
+            f" {pair['only_second']} that {labels[0]} reads; exact McNemar test p = {pair['p']:.2g}."
         )
     return ["", *lines] if lines else []
 
