@@ -87,8 +87,8 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8766)
     args = ap.parse_args()
 
+    from core.manifest import read_manifest
     from service.engine import OrtEngine
-    from textsr.manifest import read_manifest
 
     folder = sorted(args.model_dir.glob("*/manifest.json"))[0].parent
     manifest = read_manifest(folder)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textsr.errors import TextSRError
+from core.errors import TextSRError
 
 
 class ConversionError(TextSRError):

@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from convert.errors import ConversionError, Paddle2OnnxError
-from textsr.spec import INPUT_NAME, OUTPUT_NAME
+from core.spec import INPUT_NAME, OUTPUT_NAME
 
 _P2O_SCRIPT = (
     "import sys, paddle2onnx\n"

@@ -14,8 +14,8 @@ from convert import graph
 from convert.errors import ConversionError
 from convert.sources import Source, from_checkpoint, from_inference_dir
 from convert.verify import FP16_TOLERANCE, FP32_TOLERANCE, reference_outputs, verify
-from textsr.manifest import GraphFile, Manifest, TensorSpec, sha256_file, write_manifest
-from textsr.spec import CHANNELS, INPUT_NAME, OUTPUT_NAME
+from core.manifest import GraphFile, Manifest, TensorSpec, sha256_file, write_manifest
+from core.spec import CHANNELS, INPUT_NAME, OUTPUT_NAME
 
 MIN_OPSET = 13
 ONNX_NAME = "model.onnx"
@@ -49,10 +49,10 @@ def _versions() -> dict[str, str]:
     import paddle
     import paddle2onnx
 
-    import textsr
+    import core
 
     return {
-        "textsr": textsr.__version__,
+        "textsr": core.__version__,
         "paddle": paddle.__version__,
         "paddle2onnx": paddle2onnx.__version__,
         "onnx": onnx.__version__,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from textsr.errors import ConfigError, DataError, InputNotFound
-from textsr.manifest import sha256_file
-from textsr.spec import CHANNELS, INPUT_NAME, LR_HEIGHT, LR_WIDTH
+from core.errors import ConfigError, DataError, InputNotFound
+from core.manifest import sha256_file
+from core.spec import CHANNELS, INPUT_NAME, LR_HEIGHT, LR_WIDTH
 
 MODEL_SUFFIXES = (".json", ".pdmodel")
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from convert.errors import VerificationError
-from textsr.manifest import Verification
+from core.manifest import Verification
 
 FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 5e-2

@@ -1,4 +1,4 @@
-"""Write the playground's example crops: service/static/examples/*.png and examples.json.
+"""Write the playground's example crops: service/http/static/examples/*.png and examples.json.
 
 Every crop is made by this project's own renderer, ``training.data.synth.make_sample`` (a pure
 function of seed, split and index): the first five LR crops (16x64) of the held-out ``test/medium``
@@ -11,7 +11,7 @@ The renderer draws each word in a font picked from the system's fonts, so the sa
 same font set: examples.json records a fingerprint of it (scripts/system-deps.sh installs the
 Debian fonts these were made with).
 
-    .venv/bin/python scripts/make_examples.py            # rewrites service/static/examples/
+    .venv/bin/python scripts/make_examples.py            # rewrites service/http/static/examples/
     .venv/bin/python scripts/make_examples.py --out DIR  # writes elsewhere
 """
 
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "service" / "static" / "examples"
+OUT = ROOT / "service" / "http" / "static" / "examples"
 SEED = 0
 SINGLES = ("test/medium", (1, 2, 3, 4, 5))
 LONG_LINE = ("test/easy", (1, 2, 3))

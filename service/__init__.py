@@ -2,7 +2,7 @@
 
 Importing ``service`` gives the runtime (settings, errors, engine, batcher, images, pipeline,
 recognizer, model repository, :class:`LocalPipeline`), which needs no web framework; the FastAPI
-app is ``service.app.create_app``. Never imports paddle.
+app is ``service.http.app.create_app``. Never imports paddle.
 """
 
 from service.batcher import DynamicBatcher

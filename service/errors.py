@@ -7,7 +7,7 @@ factory registers one handler that turns any ``TextSRError`` into
 
 from __future__ import annotations
 
-from textsr.errors import TextSRError  # the project-wide root; every service error derives from it
+from core.errors import TextSRError  # the project-wide root; every service error derives from it
 
 
 # Client errors...

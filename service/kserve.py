@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from core.manifest import Manifest
 from service.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -115,6 +116,31 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         binary_outputs=binary_outputs,
         binary_default=bool(_flag(params, "binary_data_output", "request")),
     )
+
+
+def check_infer_request(req: InferRequest, model: str, spec: Manifest) -> np.ndarray:
+    """The request's input tensor, checked against the model's manifest (names, dtype, shape, finite values).
+
+    Raises:
+        InvalidRequest: in Triton's words where Triton has them (``src/model.cc``).
+    """
+    unexpected = sorted(set(req.inputs) - {spec.input.name})
+    if unexpected:
+        raise InvalidRequest(f"unexpected inference input '{unexpected[0]}' for model '{model}'")
+    if spec.input.name not in req.inputs:
+        raise InvalidRequest(f"expected inference input '{spec.input.name}' for model '{model}', got none")
+    x = req.inputs[spec.input.name]
+    if x.dtype != np.float32:
+        raise InvalidRequest(f"input {spec.input.name!r} must be FP32, got {x.dtype}")
+    if x.ndim != 4 or list(x.shape[1:]) != spec.input.shape[1:]:
+        dims = ", ".join(map(str, spec.input.shape[1:]))
+        raise InvalidRequest(f"input {spec.input.name!r} must have shape [-1, {dims}], got {list(x.shape)}")
+    if not np.isfinite(x).all():
+        raise InvalidRequest(f"input {spec.input.name!r} contains NaN or infinite values")
+    unknown = [o for o in (req.outputs or []) if o != spec.output.name]
+    if unknown:
+        raise InvalidRequest(f"unexpected inference output '{unknown[0]}' for model '{model}'")
+    return np.ascontiguousarray(x)
 
 
 def _parameters(obj: dict[str, Any], where: str) -> dict[str, Any]:

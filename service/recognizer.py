@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from textsr.errors import DataError, InputNotFound
+from core.errors import DataError, InputNotFound
 
 MODEL_FILE = "PP-OCRv6_rec_small.onnx"
 HEIGHT, WIDTH = 48, 320

@@ -11,9 +11,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_file
 from service.engine import OrtEngine
 from service.errors import ModelLoadError, ModelNotFound
-from textsr.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_file
 
 log = logging.getLogger("textsr.models")
 

@@ -58,7 +58,7 @@ def fp16_bound(model_folder: Path) -> float:
     at 1.0), not the converter's 5e-2 gate (13 grey levels). On unseen crops the fp16 graphs measure 0.6-1.05x their
     record (shipped default: 1.1e-3 to 1.8e-3 vs 1.85e-3), so 2x is the margin. Without an fp16 graph:
     FP16_WITHOUT_RECORD (2.5 grey levels)."""
-    from textsr.manifest import read_manifest
+    from core.manifest import read_manifest
 
     graphs = {g.precision: g for g in read_manifest(model_folder).graphs}
     if "fp16" not in graphs:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from textsr.manifest import read_manifest, sha256_file
+from core.manifest import read_manifest, sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p.parent for p in (ROOT / "models").glob("*/manifest.json"))

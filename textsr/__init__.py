@@ -1,3 +1,8 @@
-"""textsr: serving for PaddleOCR's scene-text super-resolution models (Text Telescope, Text Gestalt)."""
+"""textsr: the command line and the HTTP client, on top of the service, converter and trainer.
 
-__version__ = "0.1.0"
+This package is the roof: nothing below it (``core``, ``service``, ``training``, ``convert``) imports it.
+"""
+
+from core import __version__
+
+__all__ = ["__version__"]

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from textsr.errors import TextSRError
+from core.errors import TextSRError
 
 CONVERT_HELP = """\
 Convert a PaddleOCR text super-resolution model (Text Telescope / TBSRN, Text Gestalt / TSRN)
@@ -133,7 +133,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from service.server import serve
+    from service.http.server import serve
     from service.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "model_dir": args.model_dir}.items() if v is not None}
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``textsr`` console script.
 
-    Any of textsr's own errors (:class:`textsr.errors.TextSRError`: a bad config, a missing file, a
+    Any of textsr's own errors (:class:`core.errors.TextSRError`: a bad config, a missing file, a
     checkpoint that does not fit, a failed conversion, a server's error answer) is printed as one
     line and exits 2; ``--debug`` shows the traceback instead. Anything else is a bug and propagates.
     """

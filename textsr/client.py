@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from textsr.errors import TextSRError
+from core.errors import TextSRError
 
 ImageLike = str | Path | bytes | np.ndarray
 RETRY_STATUSES = {502, 503, 504}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textsr.errors import InputNotFound
+from core.errors import InputNotFound
 
 BATCH = 16
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from textsr.errors import ConfigError, InputNotFound
+from core.errors import ConfigError, InputNotFound
 from training.metrics import paired
 from training.model_card import TABLE_HEAD, TABLE_RULE, metrics_row, paired_sentence
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from textsr.errors import ConfigError, InputNotFound
-from textsr.spec import SCALE
+from core.errors import ConfigError, InputNotFound
+from core.spec import SCALE
 
 SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metric", "Train", "Eval")
 ALGORITHMS = {"Telescope": "TBSRN", "Gestalt": "TSRN"}

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from textsr.errors import InputNotFound
+from core.errors import InputNotFound
 from training.data.lmdb_dataset import LMDBDataSetSR, find_lmdbs
 from training.metrics import SRMetric, paired
 from training.text import filter_label
@@ -210,7 +210,7 @@ def run_eval(
 
 def _graph_identity(model_dir: Path) -> dict[str, str]:
     """Which graph the figures belong to: the manifest's name and the fp32 graph's sha256 (as served)."""
-    from textsr.manifest import read_manifest
+    from core.manifest import read_manifest
 
     m = read_manifest(model_dir)
     graph = next(g for g in m.graphs if g.precision == "fp32")

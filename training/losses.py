@@ -23,8 +23,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from textsr.errors import ConfigError, DataError, InputNotFound
-from textsr.spec import GESTALT_ALPHABET, TELESCOPE_ALPHABET
+from core.errors import ConfigError, DataError, InputNotFound
+from core.spec import GESTALT_ALPHABET, TELESCOPE_ALPHABET
 from training.text import filter_label
 
 ASSETS = Path(__file__).parent / "assets"

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy.ndimage import convolve
 
-from textsr.errors import DataError
+from core.errors import DataError
 
 
 def mcnemar_p(only_a: int, only_b: int) -> float:

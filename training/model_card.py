@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from textsr.manifest import read_manifest
+from core.manifest import read_manifest
 
 TABLE_HEAD = (
     "| {first} | PSNR dB PaddleOCR's way, bicubic / SR (gain) | PSNR dB per image, bicubic / SR | SSIM bicubic / SR (gain)"

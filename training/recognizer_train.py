@@ -32,7 +32,7 @@ class RecognizerTrainer:
     def __init__(self, cfg: dict[str, Any], log: Callable[[str], None] = print) -> None:
         import paddle
 
-        from textsr.spec import GESTALT_ALPHABET, TELESCOPE_ALPHABET
+        from core.spec import GESTALT_ALPHABET, TELESCOPE_ALPHABET
         from training.config import architecture
         from training.data.lmdb_dataset import LMDBDataSetSR
         from training.losses import load_stroke_table
@@ -124,7 +124,7 @@ class RecognizerTrainer:
         """
         import paddle
 
-        from textsr.spec import TELESCOPE_ALPHABET
+        from core.spec import TELESCOPE_ALPHABET
         from training.data.lmdb_dataset import LMDBDataSetSR, find_lmdbs
         from training.losses import teacher_forcing
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from textsr.errors import ConfigError
+from core.errors import ConfigError
 from training.config import architecture, load_config, recognizer_width
 
 

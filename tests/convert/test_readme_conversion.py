@@ -7,9 +7,9 @@ import shlex
 
 import pytest
 
+from core.manifest import read_manifest
 from tests.conftest import ROOT
 from textsr.cli import main
-from textsr.manifest import read_manifest
 
 README = (ROOT / "README.md").read_text()
 

@@ -11,9 +11,9 @@ import paddle
 import pytest
 
 from convert.verify import render_text_crops
+from core.manifest import read_manifest, sha256_file
 from tests.conftest import fp16_bound
 from textsr.cli import main
-from textsr.manifest import read_manifest, sha256_file
 from training.networks import build_network, build_training_layout, load_checkpoint, save_checkpoint
 
 CONFIGS = {"TBSRN": "training/configs/sr_telescope.yml", "TSRN": "training/configs/sr_tsrn_transformer_strock.yml"}

@@ -94,3 +94,16 @@ def test_compose_wires_nginx_prometheus_grafana_and_gpu_profile():
     m.model_info.labels("x", "a", "b", "fp32", "cpu").set(1)
     exported = set(re.findall(r"^(textsr_[a-z_]+)", generate_latest(m.registry).decode(), re.M))
     assert set(re.findall(r"textsr_[a-z_]+", dash)) <= exported
+
+
+@pytest.mark.parametrize("dockerfile", ["docker/Dockerfile", "docker/Dockerfile.gpu"])
+def test_dockerfiles_copy_every_package_pyproject_installs(dockerfile):
+    """A package added to pyproject's ``packages.find`` without a COPY line would break `pip install .` in the image."""
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    text = (ROOT / dockerfile).read_text()
+    for pattern in include:
+        name = pattern.rstrip("*")
+        assert (ROOT / name / "__init__.py").exists(), pattern
+        assert f"COPY {name} ./{name}" in text, f"{dockerfile} does not copy package {name!r}"

@@ -77,15 +77,15 @@ def test_upscale_cli_in_process_and_server(server, model_dir, tmp_path, capsys):
 
 
 def test_one_error_tree_and_one_line_from_the_cli(tmp_path, capsys, repo_root):
-    """Every package's errors derive from textsr.errors.TextSRError; the CLI prints one line for them (exit 2)
+    """Every package's errors derive from core.errors.TextSRError; the CLI prints one line for them (exit 2)
     and a traceback only with --debug."""
     import pytest
 
     from convert.errors import ConversionError, VerificationError
+    from core.errors import ConfigError, DataError, InputNotFound, TextSRError
     from service.errors import InvalidImage, ModelLoadError
     from textsr.cli import main
     from textsr.client import ServiceError
-    from textsr.errors import ConfigError, DataError, InputNotFound, TextSRError
     from training.networks import CheckpointMismatch
 
     for cls in (ConversionError, VerificationError, InvalidImage, ModelLoadError, ServiceError, ConfigError, DataError,

@@ -115,7 +115,7 @@ def test_api_key_is_compared_in_constant_time(model_dir, monkeypatch):
 
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.http.app import create_app
     from service.repository import ModelRepository, load_model
     from service.settings import Settings
 
@@ -173,8 +173,8 @@ def test_sigterm_drains_accepted_requests(model_dir, tmp_path):
 
 
 def test_fp16_graph_serves_within_its_tolerance(model_dir, start_server):
+    from core.manifest import read_manifest
     from tests.conftest import fp16_bound
-    from textsr.manifest import read_manifest
 
     folder = sorted(model_dir.glob("*/manifest.json"))[0].parent
     manifest = read_manifest(folder)

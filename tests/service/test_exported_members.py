@@ -13,7 +13,7 @@ def test_service_never_imports_paddle():
     import subprocess
     import sys
 
-    code = "import sys, service, service.app, service.server, textsr.cli; textsr.cli.build_parser(); print('paddle' in sys.modules)"
+    code = "import sys, service, service.http.app, service.http.server, textsr.cli; textsr.cli.build_parser(); print('paddle' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -19,7 +19,7 @@ from tests.service.conftest import ROOT, ServerProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-EXAMPLES = ROOT / "service" / "static" / "examples"
+EXAMPLES = ROOT / "service" / "http" / "static" / "examples"
 SCREENSHOT = ROOT / "docs" / "playground.png"
 """README's picture of the page; the browser test rewrites it when TEXTSR_UPDATE_SCREENSHOT=1 (else it writes to tmp)."""
 

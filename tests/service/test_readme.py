@@ -63,7 +63,7 @@ def test_curl_examples_run(server, tmp_path, model_dir):
     of the model's output size and the recognized text; a tiled line at 2x its aspect-kept width; text only."""
     from PIL import Image
 
-    from textsr.manifest import read_manifest
+    from core.manifest import read_manifest
 
     name = httpx.get(server.url + "/v1/models").json()["models"][0]["name"]
     manifest = read_manifest(model_dir / name)

@@ -176,7 +176,7 @@ def test_piecewise_learning_rate_survives_resume(repo_root, data, tmp_path):
 
 
 def test_recognizer_width(repo_root, data, tmp_path):
-    from textsr.spec import GESTALT_ALPHABET
+    from core.spec import GESTALT_ALPHABET
     from training.config import recognizer_width
     from training.networks.recognizer import Transformer
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from textsr.errors import DataError, InputNotFound
-from textsr.spec import HR_HEIGHT, HR_WIDTH, SCALE
+from core.errors import DataError, InputNotFound
+from core.spec import HR_HEIGHT, HR_WIDTH, SCALE
 
 _ENVS: dict[str, object] = {}
 """Open read-only environments by path: lmdb refuses to open one environment twice in a process."""

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from textsr.errors import ConfigError, InputNotFound, TextSRError
-from textsr.spec import HR_HEIGHT, HR_WIDTH, LR_HEIGHT, LR_WIDTH
+from core.errors import ConfigError, InputNotFound, TextSRError
+from core.spec import HR_HEIGHT, HR_WIDTH, LR_HEIGHT, LR_WIDTH
 
 FONT_GLOBS = ("/usr/share/fonts/**/*.ttf", "/usr/share/fonts/**/*.otf")
 SPLITS = {"train": None, "val": None, "test/easy": 0, "test/medium": 1, "test/hard": 2, "test/unseen": 3}

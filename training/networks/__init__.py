@@ -7,7 +7,7 @@ from typing import Any
 
 from paddle import nn
 
-from textsr.errors import ConfigError
+from core.errors import ConfigError
 from training.networks.checkpoint import CheckpointMismatch, checkpoint_filter_fn, load_checkpoint, save_checkpoint
 from training.networks.tbsrn import TBSRN, build_tbsrn
 from training.networks.tsrn import TSRN, build_tsrn

@@ -15,7 +15,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from textsr.errors import ConfigError
+from core.errors import ConfigError
 
 
 class Mish(nn.Layer):

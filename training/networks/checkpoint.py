@@ -16,7 +16,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
-from textsr.errors import DataError, InputNotFound
+from core.errors import DataError, InputNotFound
 
 PREFIXES = ("transform.", "model.transform.", "_layers.transform.")
 """Prefixes PaddleOCR wrappers put before the SR network's keys (BaseModel, DataParallel)."""

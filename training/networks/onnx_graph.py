@@ -24,7 +24,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from textsr.errors import DataError
+from core.errors import DataError
 
 Value = Any  # np.ndarray (host shape arithmetic) or paddle.Tensor
 

@@ -14,7 +14,7 @@ import math
 import paddle
 from paddle import nn
 
-from textsr.errors import ConfigError
+from core.errors import ConfigError
 from training.config import RECOGNIZER_WIDTH_RULE, recognizer_width_ok
 from training.networks.blocks import LayerNorm, MultiHeadedAttention, PositionwiseFeedForward
 

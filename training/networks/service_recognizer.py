@@ -16,8 +16,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from core.errors import DataError
 from service.recognizer import HEIGHT, MEAN, STD, WIDTH, characters, default_model_path, target_width
-from textsr.errors import DataError
 from training.networks.onnx_graph import OnnxGraph
 
 

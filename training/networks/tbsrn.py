@@ -11,7 +11,7 @@ from __future__ import annotations
 import paddle
 from paddle import nn
 
-from textsr.spec import TELESCOPE_ALPHABET
+from core.spec import TELESCOPE_ALPHABET
 from training.networks.blocks import (
     LayerNorm,
     MultiHeadedAttention,

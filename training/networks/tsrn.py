@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import paddle
 
-from textsr.spec import GESTALT_ALPHABET
+from core.spec import GESTALT_ALPHABET
 from training.networks.blocks import ResidualBlockBase, SRBackbone
 
 __all__ = ["TSRN", "build_tsrn"]

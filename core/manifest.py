@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from textsr.errors import InputNotFound
+from core.errors import InputNotFound
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1

@@ -1,24 +1,25 @@
-"""KServe v2 / Open Inference Protocol endpoints (Triton-compatible), as one router.
+r"""KServe v2 / Open Inference Protocol endpoints (Triton-compatible), as one router.
 
 Endpoints only translate: parse the body (``service.kserve``), check it against the model's
-manifest, run it through the model's batcher, serialize. Errors are ``{"error": "<message>"}``
-as the protocol specifies (the app's error handler does that for every /v2 path).
+manifest (``service.kserve.check_infer_request``), run it through the model's batcher, serialize.
+Errors are ``{"error": "<message>"}`` as the protocol specifies: the routes are
+:class:`service.http.protocols.V2Route`\s, whose protocol renders every error they own.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-import textsr
+import core
 from service import kserve
-from service.bodies import read_body
-from service.errors import InvalidRequest, ModelNotFound
+from service.errors import ModelNotFound
+from service.http.bodies import read_body
+from service.http.protocols import V2Route
 from service.repository import LoadedModel
 from service.settings import Settings
 
@@ -102,7 +103,7 @@ def _empty(status: int) -> Response:
 
 def v2_router(settings: Settings) -> APIRouter:
     """The /v2 routes, bound to the app's settings; the pipeline comes from ``request.app.state``."""
-    router = APIRouter(prefix="/v2", tags=["KServe v2"])
+    router = APIRouter(prefix="/v2", tags=["KServe v2"], route_class=V2Route)
 
     def model(request: Request, name: str, version: str | None) -> LoadedModel:
         if version is not None and version not in VERSIONS:
@@ -125,31 +126,14 @@ def v2_router(settings: Settings) -> APIRouter:
         raw = await read_body(request, settings.max_body_bytes)
         body = await run_in_threadpool(kserve.decompress, raw, request.headers.get("content-encoding"), settings.max_inflated_bytes)
         req = await run_in_threadpool(kserve.parse_infer_request, body, request.headers.get(kserve.HEADER_LENGTH))
-        spec = m.manifest
-        unexpected = sorted(set(req.inputs) - {spec.input.name})
-        if unexpected:  # Triton's words (src/model.cc)
-            raise InvalidRequest(f"unexpected inference input '{unexpected[0]}' for model '{m.name}'")
-        if spec.input.name not in req.inputs:
-            raise InvalidRequest(f"expected inference input '{spec.input.name}' for model '{m.name}', got none")
-        x = req.inputs[spec.input.name]
-        if x.dtype != np.float32:
-            raise InvalidRequest(f"input {spec.input.name!r} must be FP32, got {x.dtype}")
-        if x.ndim != 4 or list(x.shape[1:]) != spec.input.shape[1:]:
-            dims = ", ".join(map(str, spec.input.shape[1:]))
-            raise InvalidRequest(f"input {spec.input.name!r} must have shape [-1, {dims}], got {list(x.shape)}")
-        if not np.isfinite(x).all():
-            raise InvalidRequest(f"input {spec.input.name!r} contains NaN or infinite values")
-        wanted = req.outputs if req.outputs is not None else [spec.output.name]
-        unknown = [o for o in wanted if o != spec.output.name]
-        if unknown:
-            raise InvalidRequest(f"unexpected inference output '{unknown[0]}' for model '{m.name}'")
-        y = await request.app.state.pipeline.infer(m.name, np.ascontiguousarray(x))
-        payload, headers = await run_in_threadpool(kserve.build_infer_response, m.name, VERSIONS[0], req, {spec.output.name: y})
+        x = await run_in_threadpool(kserve.check_infer_request, req, m.name, m.manifest)
+        y = await request.app.state.pipeline.infer(m.name, x)
+        payload, headers = await run_in_threadpool(kserve.build_infer_response, m.name, VERSIONS[0], req, {m.manifest.output.name: y})
         return Response(payload, headers=headers)
 
     @router.get("", response_model=V2ServerMetadata, summary="Server metadata")
     async def server_metadata() -> V2ServerMetadata:
-        return V2ServerMetadata(name="textsr", version=textsr.__version__, extensions=["binary_tensor_data", "model_configuration"])
+        return V2ServerMetadata(name="textsr", version=core.__version__, extensions=["binary_tensor_data", "model_configuration"])
 
     @router.get("/health/live", summary="Liveness", responses={200: EMPTY}, response_class=Response)
     async def live() -> Response:

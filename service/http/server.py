@@ -18,7 +18,7 @@ def serve(settings: Settings | None = None) -> int:
     """Run the service until SIGINT/SIGTERM; returns the process exit code."""
     import uvicorn
 
-    from service.app import create_app
+    from service.http.app import create_app
     from service.repository import ModelRepository
 
     settings = settings or Settings()

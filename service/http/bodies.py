@@ -20,7 +20,7 @@ from starlette.formparsers import MultiPartException
 
 from service import images
 from service.errors import InvalidImage, InvalidOption, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from service.schemas import UpscaleJSON
+from service.http.schemas import UpscaleJSON
 from service.settings import Settings
 
 FORM_FIELDS = {"file"}
