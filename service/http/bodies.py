@@ -7,6 +7,7 @@ by the schema. Every refusal is a TextSRError naming the field or part at fault.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
@@ -15,8 +16,8 @@ import numpy as np
 from fastapi import Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from service import images
 from service.errors import InvalidImage, InvalidOption, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -38,7 +39,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
-    request._body = body  # starlette's cache: request.form() parses from it
     return body
 
 
@@ -47,19 +47,18 @@ async def read_images(request: Request, settings: Settings) -> tuple[list[tuple[
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await read_body(request, settings.max_body_bytes)
     limit = settings.max_crops_per_request
-    if ctype == "multipart/form-data":
+    if ctype == "multipart/form-data":  # splitting up to max_body_bytes into parts is CPU work: off the loop
         try:
-            form = await request.form(max_files=limit, max_fields=16)
-        except (MultiPartException, StarletteHTTPException) as exc:
-            detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
-            if "Too many files" in detail:
+            items = await run_in_threadpool(_split_multipart, request.headers, body, limit)
+        except MultiPartException as exc:
+            if "Too many files" in exc.message:
                 raise PayloadTooLarge(f"more than {limit} files in one request") from None
-            raise InvalidRequest(f"malformed multipart body: {detail}") from None
-        unexpected = sorted({k for k in form.keys() if k not in FORM_FIELDS})
+            raise InvalidRequest(f"malformed multipart body: {exc.message}") from None
+        unexpected = sorted({name for name, _, _ in items if name not in FORM_FIELDS})
         if unexpected:
             raise InvalidRequest(f"unexpected form field(s) {unexpected}; send images as 'file' parts and options as query parameters")
-        files = [(getattr(v, "filename", None), await v.read()) for k, v in form.multi_items() if hasattr(v, "read")]
-        if len(files) != len(form.getlist("file")):
+        files = [(filename, data) for _, filename, data in items if isinstance(data, bytes)]
+        if len(files) != len(items):
             raise InvalidRequest("every 'file' part must be a file upload")
         if not files:
             raise InvalidRequest("multipart body has no 'file' part")
@@ -72,6 +71,29 @@ async def read_images(request: Request, settings: Settings) -> tuple[list[tuple[
         f"Content-Type {ctype or '(none)'!r} is not accepted: send multipart/form-data with 'file' parts, "
         "application/json with base64 'images', or one image as an image/* body"
     )
+
+
+def _split_multipart(headers: Headers, body: bytes, max_files: int) -> list[tuple[str, str | None, bytes | str]]:
+    """The parts of a multipart body as ``(field, filename, data)``: bytes for file uploads, str for plain fields.
+
+    Runs Starlette's parser (python-multipart) on its own event loop in the calling worker thread, so the
+    request's loop never splits a body; part counts are capped by the parser (``MultiPartException``).
+    """
+
+    async def split() -> list[tuple[str, str | None, bytes | str]]:
+        async def chunks():
+            yield body
+
+        form = await MultiPartParser(headers, chunks(), max_files=max_files, max_fields=16).parse()
+        try:
+            return [
+                (name, value.filename, await value.read()) if isinstance(value, UploadFile) else (name, None, value)
+                for name, value in form.multi_items()
+            ]
+        finally:
+            await form.close()
+
+    return asyncio.run(split())
 
 
 def _read_json(body: bytes, limit: int) -> tuple[list[tuple[str | None, bytes]], dict[str, Any]]:
