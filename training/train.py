@@ -31,8 +31,10 @@ class TrainSettings:
     batch_size: int
     learning_rate: float
     lr_schedule: dict[str, Any]
+    optimizer: str
     beta1: float
     beta2: float
+    momentum: float
     clip_norm: float | None
     eval_every: int
     print_every: int
@@ -52,8 +54,8 @@ class TrainSettings:
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TrainSettings:
         g, opt = cfg.get("Global") or {}, cfg.get("Optimizer") or {}
-        if opt.get("name", "Adam") != "Adam":
-            raise ConfigError(f"Optimizer.name {opt.get('name')!r} is not supported; use Adam")
+        if opt.get("name", "Adam") not in OPTIMIZERS:
+            raise ConfigError(f"Optimizer.name {opt.get('name')!r} is not supported; choose one of {sorted(OPTIMIZERS)}")
         lr = opt.get("lr") or {}
         train = cfg.get("Train") or {}
         loader = train.get("loader") or {}
@@ -65,8 +67,10 @@ class TrainSettings:
             batch_size=int(loader.get("batch_size_per_card", 16)),
             learning_rate=float(lr.get("learning_rate", 1e-4)),
             lr_schedule=dict(lr),
+            optimizer=str(opt.get("name", "Adam")),
             beta1=float(opt.get("beta1", 0.9)),
             beta2=float(opt.get("beta2", 0.999)),
+            momentum=float(opt.get("momentum", 0.9)),
             clip_norm=float(opt["clip_norm"]) if opt.get("clip_norm") else None,
             eval_every=int(steps[1] if isinstance(steps, list) else steps),
             print_every=int(g.get("print_batch_step", 10)),
@@ -84,6 +88,9 @@ class TrainSettings:
             best_metric=_best_metric(g.get("best_metric", "psnr"), bool(g.get("eval_recognition", False))),
         )
 
+
+OPTIMIZERS = ("Adam", "Momentum")
+"""``Optimizer.name`` values (PaddleOCR's names; ``Momentum`` reads ``Optimizer.momentum``, default 0.9)."""
 
 BEST_METRICS = {
     "psnr": ("sr", "psnr_paddleocr"),
@@ -134,9 +141,14 @@ class Trainer:
         self.checkpointed = PaddleOCRLayout(self.model, carried)
         self.data = LMDBDataSetSR(s.train_dir)
         clip = paddle.nn.ClipGradByGlobalNorm(s.clip_norm) if s.clip_norm else None
-        self.optimizer = paddle.optimizer.Adam(
-            learning_rate=self._learning_rate(), beta1=s.beta1, beta2=s.beta2, parameters=self.model.parameters(), grad_clip=clip
-        )
+        if s.optimizer == "Momentum":  # steps in proportion to the gradient (Adam moves every weight by ~lr)
+            self.optimizer = paddle.optimizer.Momentum(
+                learning_rate=self._learning_rate(), momentum=s.momentum, parameters=self.model.parameters(), grad_clip=clip
+            )
+        else:
+            self.optimizer = paddle.optimizer.Adam(
+                learning_rate=self._learning_rate(), beta1=s.beta1, beta2=s.beta2, parameters=self.model.parameters(), grad_clip=clip
+            )
         self.step, self.epoch, self.best = 0, 0, -math.inf
         self._reader = None
         self._terms: dict[str, list[float]] = {}
