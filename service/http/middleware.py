@@ -29,16 +29,26 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 """A client's X-Request-ID is kept when it matches this (log-safe); otherwise the server makes one."""
 
 
-class RequestId:
-    """Gives every request an id, the client's ``X-Request-ID`` when well formed, and echoes it on the response."""
+class HTTPMiddleware:
+    """Passes lifespan and websocket traffic through untouched; subclasses ``handle`` HTTP requests."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestId(HTTPMiddleware):
+    """Gives every request an id, the client's ``X-Request-ID`` when well formed, and echoes it on the response."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = Headers(scope=scope).get("x-request-id", "")
         rid = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
@@ -56,17 +66,15 @@ def endpoint(route: object) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
-class MetricsAndAccessLog:
+class MetricsAndAccessLog(HTTPMiddleware):
     """Counts each response by route template and status, observes its latency, logs one access line, and sets
     ``Server-Timing`` (the server's time until the response headers)."""
 
     def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
-        self.app, self.requests, self.latency = app, requests, latency
+        super().__init__(app)
+        self.requests, self.latency = requests, latency
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         before_routing = dict(scope)  # routing rewrites the scope (root_path, route); match on the original
         status = 500
@@ -88,17 +96,11 @@ class MetricsAndAccessLog:
             access.info("%s %s %s %d %.1fms", request_id(scope), scope["method"], scope["path"], status, 1000 * elapsed)
 
 
-class ErrorEnvelope:
+class ErrorEnvelope(HTTPMiddleware):
     """Turns an exception no handler took into a 500 in the owning protocol's shape, logged with the request
     id; the client never sees a traceback, and the process keeps serving."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         before_routing = dict(scope)
         started = False
 
@@ -116,17 +118,17 @@ class ErrorEnvelope:
             await error_response(before_routing, 500, "internal_error", "internal server error")(scope, receive, send)
 
 
-class Authentication:
+class Authentication(HTTPMiddleware):
     """Requires the API key, as ``X-API-Key`` or ``Authorization: Bearer``, compared in constant time, on every
     path except the open ones (health probes, playground, API docs, static files); 401 otherwise."""
 
     def __init__(self, app: ASGIApp, key: str, open_paths: Collection[str], open_prefixes: tuple[str, ...]) -> None:
-        self.app, self.key = app, key.encode()
-        self.open_paths, self.open_prefixes = frozenset(open_paths), open_prefixes
+        super().__init__(app)
+        self.key, self.open_paths, self.open_prefixes = key.encode(), frozenset(open_paths), open_prefixes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path in self.open_paths or path.startswith(self.open_prefixes):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path in self.open_paths or path.startswith(self.open_prefixes):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -139,17 +141,17 @@ class Authentication:
         await response(scope, receive, send)
 
 
-class AdmissionControl:
+class AdmissionControl(HTTPMiddleware):
     """Caps the requests that carry work (``is_work``: images or tensors) in flight, before their bodies are read:
     beyond ``limit`` a 503 with ``Retry-After``, so overload costs a header parse, not a decode."""
 
     def __init__(self, app: ASGIApp, limit: int, is_work: Callable[[Scope], bool], gauge: Gauge) -> None:
-        self.app, self.limit, self.is_work = app, limit, is_work
-        self.in_flight = 0
+        super().__init__(app)
+        self.limit, self.is_work, self.in_flight = limit, is_work, 0
         gauge.set_function(lambda: self.in_flight)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.is_work(scope):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.is_work(scope):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:

@@ -63,6 +63,11 @@ class V2Route(APIRoute):
     protocol = V2
 
 
+def error_docs(model: type, descriptions: dict[int, str]) -> dict[int, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each with the protocol's error body ``model``."""
+    return {status: {"model": model, "description": text} for status, text in descriptions.items()}
+
+
 def _routes(routes: list[BaseRoute]) -> Iterator[BaseRoute]:
     """The app's routes, flat: FastAPI >= 0.16x keeps an included router as one entry (``original_router``)."""
     for route in routes:

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import images
 from service.http.bodies import decode_all, read_images
-from service.http.protocols import V1Route
+from service.http.protocols import V1Route, error_docs
 from service.http.schemas import CropOut, ErrorResponse, ModelOut, ModelsResponse, UpscaleJSON, UpscaleResponse
 from service.pipeline import Pipeline
 from service.recognizer import LICENSE as REC_LICENSE
@@ -29,17 +29,17 @@ MODE_HELP = (
     f"input's, {images.auto_tile_above((16, 64)):g} for 64x16) when the windows fit the per-image limit, resize the others; "
     "resize: to the model's input as PaddleOCR does; tile: overlapping windows, keeps the aspect of long lines"
 )
-ERRORS = {
-    400: {"model": ErrorResponse, "description": "undecodable image or malformed body"},
-    401: {"model": ErrorResponse, "description": "missing or wrong API key (when TEXTSR_API_KEY is set)"},
-    404: {"model": ErrorResponse, "description": "no such model"},
-    413: {"model": ErrorResponse, "description": "too many bytes, pixels or crops"},
-    415: {"model": ErrorResponse, "description": "unsupported content type"},
-    422: {"model": ErrorResponse, "description": "bad option"},
-    500: {"model": ErrorResponse, "description": "inference failed (that request only)"},
-    503: {"model": ErrorResponse, "description": "queue full (Retry-After) or not ready"},
-    504: {"model": ErrorResponse, "description": "request timeout"},
-}
+ERRORS = error_docs(ErrorResponse, {
+    400: "undecodable image or malformed body",
+    401: "missing or wrong API key (when TEXTSR_API_KEY is set)",
+    404: "no such model",
+    413: "too many bytes, pixels or crops",
+    415: "unsupported content type",
+    422: "bad option",
+    500: "inference failed (that request only)",
+    503: "queue full (Retry-After) or not ready",
+    504: "request timeout",
+})
 IMAGE_BODY = {
     "requestBody": {
         "content": {

@@ -19,7 +19,7 @@ import core
 from service import kserve
 from service.errors import ModelNotFound
 from service.http.bodies import read_body
-from service.http.protocols import V2Route
+from service.http.protocols import V2Route, error_docs
 from service.repository import LoadedModel
 from service.settings import Settings
 
@@ -58,16 +58,16 @@ class V2ServerMetadata(BaseModel):
 
 
 EMPTY = {"content": {"text/plain": {"example": ""}}, "description": "empty body"}
-NOT_FOUND = {404: {"model": V2Error, "description": "no such model or version"}}
+NOT_FOUND = error_docs(V2Error, {404: "no such model or version"})
 NOT_READY = {400: {**EMPTY, "description": "not ready (Triton answers 400)"}}
-INFER_ERRORS = {
-    400: {"model": V2Error, "description": "malformed request or tensor"},
-    404: {"model": V2Error, "description": "no such model or version"},
-    413: {"model": V2Error, "description": "body or batch too large"},
-    415: {"model": V2Error, "description": "unsupported Content-Encoding"},
-    503: {"model": V2Error, "description": "queue full (Retry-After) or not ready"},
-    504: {"model": V2Error, "description": "request timeout"},
-}
+INFER_ERRORS = error_docs(V2Error, {
+    400: "malformed request or tensor",
+    404: "no such model or version",
+    413: "body or batch too large",
+    415: "unsupported Content-Encoding",
+    503: "queue full (Retry-After) or not ready",
+    504: "request timeout",
+})
 INFER_OK = {
     200: {
         "description": "JSON outputs, or JSON header + binary tensors (Inference-Header-Content-Length)",
