@@ -176,13 +176,17 @@ class RecognitionLoss(nn.Layer):
 
     ``loss = pixel_weight * MSE(SR, HR) + teacher_weight * teacher + ctc_weight * CTC(SR, label)`` where
     ``teacher`` needs no label: ``kl`` is KL(p_HR || p_SR) of the recognizer's per-timestep class
-    distributions (nats per timestep), ``l1`` the mean absolute difference of those probabilities. A
+    distributions (nats per timestep), ``l1`` the mean absolute difference of those probabilities,
+    ``feature`` a perceptual loss on the recognizer's own features: ``|f_SR - f_HR|^2 / |f_HR|^2`` (batch means)
+    of the value ``feature_layer`` (an ONNX value name; the default is a stride-4 stage, 192 x 12 x 80). A
     weight of 0 turns its term off (and the recognizer is not run for it). Gradients reach the SR
     network only: the recognizer's weights are constants (see :class:`training.networks.onnx_graph.OnnxGraph`).
     ``terms`` holds the last batch's value of each term, for the training log.
     """
 
-    TEACHERS = ("kl", "l1")
+    TEACHERS = ("kl", "l1", "feature")
+    FEATURE_LAYER = "p2o.pd_op.conv2d.7.0"
+    """Default ``feature_layer``: in PP-OCRv6_rec_small.onnx, a backbone stage at 1/4 of the input (192 x 12 x 80)."""
 
     def __init__(
         self,
@@ -191,6 +195,7 @@ class RecognitionLoss(nn.Layer):
         teacher_weight: float = 0.0,
         ctc_weight: float = 0.0,
         recognizer_model: str | None = None,
+        feature_layer: str = FEATURE_LAYER,
     ) -> None:
         super().__init__()
         if teacher not in self.TEACHERS:
@@ -206,6 +211,9 @@ class RecognitionLoss(nn.Layer):
             from training.networks.service_recognizer import ServiceRecognizer
 
             self.recognizer = [ServiceRecognizer(recognizer_model)]  # a list: its buffers are not this loss's state
+            if teacher == "feature" and self.teacher_weight:
+                self.recognizer[0].graph.require(feature_layer)  # a wrong name fails here, not at the first step
+        self.feature_layer = feature_layer
         self.terms: dict[str, float] = {}
 
     def carried_layers(self) -> dict[str, nn.Layer]:
@@ -216,15 +224,24 @@ class RecognitionLoss(nn.Layer):
         total, terms = self.pixel_weight * pixel, {"pixel": pixel}
         if self.recognizer is not None:
             rec = self.recognizer[0]
-            log_sr = log_softmax(rec(sr))  # [N, T, C]
+            feature = self.teacher == "feature" and self.teacher_weight > 0
+            probs = self.ctc_weight > 0 or (self.teacher_weight > 0 and not feature)
+            names = ((rec.logits,) if probs else ()) + ((self.feature_layer,) if feature else ())
+            out_sr = rec.run(sr, names)
+            with paddle.no_grad():
+                out_hr = rec.run(hr, names) if self.teacher_weight else {}
+            log_sr = log_softmax(out_sr[rec.logits]) if probs else None  # [N, T, C]
             if self.teacher_weight:
-                with paddle.no_grad():
-                    log_hr = log_softmax(rec(hr))
-                p_hr = paddle.exp(log_hr)
-                if self.teacher == "kl":
-                    teacher = (p_hr * (log_hr - log_sr)).sum(-1).mean()
+                if feature:
+                    f_sr, f_hr = out_sr[self.feature_layer], out_hr[self.feature_layer]
+                    teacher = ((f_sr - f_hr) ** 2).mean() / ((f_hr**2).mean() + 1e-8)
                 else:
-                    teacher = (paddle.exp(log_sr) - p_hr).abs().sum(-1).mean()
+                    log_hr = log_softmax(out_hr[rec.logits])
+                    p_hr = paddle.exp(log_hr)
+                    if self.teacher == "kl":
+                        teacher = (p_hr * (log_hr - log_sr)).sum(-1).mean()
+                    else:
+                        teacher = (paddle.exp(log_sr) - p_hr).abs().sum(-1).mean()
                 total, terms["teacher"] = total + self.teacher_weight * teacher, teacher
             if self.ctc_weight:
                 ctc = self._ctc(rec, log_sr, labels)

@@ -224,25 +224,30 @@ class OnnxGraph(nn.Layer):
                 self._buffers_by_value[init.name] = buffer
             else:
                 self.constants[init.name] = array
-        self.nodes: list[tuple[str, list[str], list[str], dict[str, Any]]] = []
+        nodes: list[tuple[str, list[str], list[str], dict[str, Any]]] = []
         self._ops = {**OPS, "Softmax": functools.partial(_softmax, opset=self.opset)}
         for node in graph.node:
             if node.op_type not in self._ops:
                 raise NotImplementedError(f"{path}: ONNX operator {node.op_type} is not supported by OnnxGraph")
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
-            self.nodes.append((node.op_type, list(node.input), list(node.output), attrs))
+            nodes.append((node.op_type, list(node.input), list(node.output), attrs))
         known = {i.name for i in graph.input} | set(self.constants) | set(self._buffers_by_value)
         self.input_name = next(i.name for i in graph.input if i.name not in self._buffers_by_value and i.name not in self.constants)
-        self._all_nodes, self._known, self.path = self.nodes, known, Path(path)
+        self._all_nodes, self._known, self.path = nodes, known, Path(path)
+        self._plans: dict[tuple[str, ...], list] = {}
+        """Per tuple of requested values: the nodes they need, in graph order."""
         self.set_output(output or graph.output[0].name)
 
     def set_output(self, name: str) -> None:
         """Return the value ``name`` from now on, running only the nodes it depends on."""
-        if name not in self._known | {o for _, _, outs, _ in self._all_nodes for o in outs}:
-            raise DataError(f"{self.path}: no value named {name!r} in the graph")
+        self.require(name)
         self.output_name = name
-        self.nodes = self._needed(self._all_nodes, name)
+
+    def require(self, name: str) -> None:
+        """Raise :class:`DataError` unless the graph has a value called ``name``."""
+        if name not in self._known and self.producer_of(name) is None:
+            raise DataError(f"{self.path}: no value named {name!r} in the graph")
 
     @staticmethod
     def _needed(nodes: list, output: str) -> list:
@@ -259,9 +264,18 @@ class OnnxGraph(nn.Layer):
         return next(((op, ins) for op, ins, outs, _ in self._all_nodes if name in outs), None)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.values(x, (self.output_name,))[self.output_name]
+
+    def values(self, x: paddle.Tensor, names: tuple[str, ...]) -> dict[str, paddle.Tensor]:
+        """The values ``names`` (the output, intermediate features) from one pass over the nodes they need."""
+        if names not in self._plans:
+            for name in names:
+                self.require(name)
+            needed = {id(n) for name in names for n in self._needed(self._all_nodes, name)}
+            self._plans[names] = [n for n in self._all_nodes if id(n) in needed]
         values: dict[str, Value] = dict(self.constants)
         values.update({k: getattr(self, b) for k, b in self._buffers_by_value.items()})
         values[self.input_name] = x
-        for op, ins, outs, attrs in self.nodes:
+        for op, ins, outs, attrs in self._plans[names]:
             values[outs[0]] = self._ops[op]([values[n] for n in ins if n], attrs)  # "" marks an omitted optional input
-        return values[self.output_name]
+        return {name: values[name] for name in names}

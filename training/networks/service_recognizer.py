@@ -48,6 +48,15 @@ class ServiceRecognizer(nn.Layer):
     def forward(self, rgb: paddle.Tensor) -> paddle.Tensor:
         return self.graph(self.prepare(rgb))
 
+    @property
+    def logits(self) -> str:
+        """The graph's name for the logits (what ``forward`` returns)."""
+        return self.graph.output_name
+
+    def run(self, rgb: paddle.Tensor, names: tuple[str, ...]) -> dict[str, paddle.Tensor]:
+        """Several values of the graph (``self.logits``, intermediate features by their ONNX names) in one pass."""
+        return self.graph.values(self.prepare(rgb), names)
+
     def encode(self, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """CTC targets: ``(labels [N, L] int32, lengths [N] int64)``; characters the model lacks are skipped."""
         seqs = [[self.index[c] for c in label if c in self.index] for label in labels]
