@@ -134,3 +134,42 @@ def test_onnx_graph_refuses_unknown_operators(tmp_path):
         OnnxGraph(tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="no value named 'nope'"):
         OnnxGraph(default_model_path(), output="nope")
+
+
+def test_feature_values_match_onnx_runtime_and_one_pass_gives_both(recognizer, crops, tmp_path):
+    """OnnxGraph.values: the feature the perceptual teacher reads equals ONNX Runtime's value of that name (the graph
+    re-exported with it as an output), and one pass returns it with the logits forward() gives."""
+    import onnx
+
+    layer = RecognitionLoss.FEATURE_LAYER
+    model = onnx.load(str(default_model_path()))
+    model.graph.output.append(onnx.helper.make_tensor_value_info(layer, onnx.TensorProto.FLOAT, None))
+    exposed = tmp_path / "exposed.onnx"
+    onnx.save(model, str(exposed))
+    import onnxruntime as ort
+
+    batch = np.stack([prepare(i) for i in crops[0]])
+    want = ort.InferenceSession(str(exposed), providers=["CPUExecutionProvider"]).run([layer], {"x": batch})[0]
+    with paddle.no_grad():
+        both = recognizer.graph.values(paddle.to_tensor(batch), (recognizer.logits, layer))
+        logits = recognizer.graph(paddle.to_tensor(batch))
+    assert list(want.shape[1:]) == [192, 12, 80] and both[layer].shape == list(want.shape)
+    assert np.abs(both[layer].numpy() - want).max() <= 1e-3 * np.abs(want).max()
+    np.testing.assert_array_equal(both[recognizer.logits].numpy(), logits.numpy())
+    with pytest.raises(ValueError, match="no value named 'nope'"):
+        recognizer.graph.values(paddle.to_tensor(batch), ("nope",))
+
+
+def test_feature_teacher_is_zero_on_hr_and_pulls_sr_towards_it(crops):
+    images, labels = crops
+    hr, lr = _rgb01(images[:6]), _rgb01(images[6:])
+    loss = RecognitionLoss(pixel_weight=0.0, teacher="feature", teacher_weight=1.0)
+    assert float(loss(hr, hr, labels[:6])) == pytest.approx(0.0, abs=1e-9)
+    sr = paddle.to_tensor(lr.numpy(), stop_gradient=False)
+    value = loss(sr, hr, labels[:6])
+    assert 0.05 < float(value) < 2 and set(loss.terms) == {"pixel", "teacher"}
+    value.backward()
+    step = paddle.to_tensor(sr.numpy() - 0.5 * sr.grad.numpy() / np.abs(sr.grad.numpy()).max() * 0.02)
+    assert float(loss(step, hr, labels[:6])) < float(value)  # a small step down the gradient lowers it
+    with pytest.raises(ValueError, match="no value named 'p2o.nope'"):
+        RecognitionLoss(teacher="feature", teacher_weight=1.0, feature_layer="p2o.nope")
