@@ -1,8 +1,9 @@
 """Every error the service answers with, as one tree; each class names its HTTP status.
 
-Domain modules raise these and never pick status codes or import the web framework; the app
-factory registers one handler that turns any ``TextSRError`` into
-``{"error": {"code": ..., "message": ...}}`` with ``status``.
+Domain modules raise these and never pick status codes or import the web framework; the HTTP
+adapter (``service.http.protocols``) turns any ``TextSRError`` into ``status`` with the error body of
+the protocol whose route owns the request (v1: ``{"error": {"code", "message", "request_id"}}``,
+KServe v2: ``{"error": "<message>"}``).
 """
 
 from __future__ import annotations
