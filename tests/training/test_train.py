@@ -258,3 +258,27 @@ def test_best_checkpoint_by_recognition_accuracy(repo_root, data, tmp_path):
                        ("Global.eval_recognition=false", "needs Global.eval_recognition=true")):
         with pytest.raises(ValueError, match=match):
             Trainer(config(repo_root, data, tmp_path, "MSELoss", "Global.best_metric=accuracy", bad), log=lambda s: None)
+
+
+@pytest.mark.parametrize("run", ["deep-feature-teacher"])
+def test_committed_resume_points_resume(run, repo_root, data, tmp_path):
+    """checkpoints/<run>/ resumes with the overrides its README gives: step, loss and optimizer state come back, and a
+    step runs from there."""
+    import re
+
+    folder = repo_root / "checkpoints" / run
+    states = json.loads((folder / "latest.states").read_text())
+    command = (repo_root / "checkpoints/README.md").read_text().split("```bash\n")[1].split("```")[0]
+    overrides = [o.strip('"') for o in re.findall(r'"[^"]+"|\S+=\S+', command.split("-o", 1)[1].replace("\\\n", " "))]
+    cfg = load_config(repo_root / DEFAULT, [
+        *[o for o in overrides if not o.startswith(("Global.checkpoints=", "Global.save_model_dir="))],
+        f"Global.checkpoints={folder / 'latest'}", f"Global.save_model_dir={tmp_path / 'out'}",
+        f"Train.dataset.data_dir={data / 'train'}", f"Eval.dataset.data_dir={data / 'test'}", "Train.loader.batch_size_per_card=2",
+    ])
+    assert cfg["Loss"] == {**states["config"]["Loss"], "name": "RecognitionLoss"}
+    t = Trainer(cfg, log=lambda s: None)
+    assert t.step == states["global_step"] == 800
+    moments = [k for k in t.optimizer.state_dict() if "moment1" in str(k)]
+    assert moments and any(float(np.abs(t.optimizer.state_dict()[k].numpy()).max()) > 0 for k in moments)
+    lr, hr, labels = next(t.data.batches(2))
+    assert np.isfinite(t.train_step(lr, hr, labels)) and t.step == 801
