@@ -277,8 +277,8 @@ def test_committed_resume_points_resume(run, repo_root, data, tmp_path):
     ])
     assert cfg["Loss"] == {**states["config"]["Loss"], "name": "RecognitionLoss"}
     t = Trainer(cfg, log=lambda s: None)
-    assert t.step == states["global_step"] == 800
+    assert t.step == states["global_step"] > 0
     moments = [k for k in t.optimizer.state_dict() if "moment1" in str(k)]
     assert moments and any(float(np.abs(t.optimizer.state_dict()[k].numpy()).max()) > 0 for k in moments)
     lr, hr, labels = next(t.data.batches(2))
-    assert np.isfinite(t.train_step(lr, hr, labels)) and t.step == 801
+    assert np.isfinite(t.train_step(lr, hr, labels)) and t.step == states["global_step"] + 1
