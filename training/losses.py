@@ -228,8 +228,8 @@ class RecognitionLoss(nn.Layer):
             probs = self.ctc_weight > 0 or (self.teacher_weight > 0 and not feature)
             names = ((rec.logits,) if probs else ()) + ((self.feature_layer,) if feature else ())
             out_sr = rec.run(sr, names)
-            with paddle.no_grad():
-                out_hr = rec.run(hr, names) if self.teacher_weight else {}
+            with paddle.no_grad():  # the HR pass runs only what the teacher compares
+                out_hr = rec.run(hr, (self.feature_layer,) if feature else (rec.logits,)) if self.teacher_weight else {}
             log_sr = log_softmax(out_sr[rec.logits]) if probs else None  # [N, T, C]
             if self.teacher_weight:
                 if feature:

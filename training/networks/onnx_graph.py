@@ -250,9 +250,9 @@ class OnnxGraph(nn.Layer):
             raise DataError(f"{self.path}: no value named {name!r} in the graph")
 
     @staticmethod
-    def _needed(nodes: list, output: str) -> list:
-        """The nodes ``output`` depends on, in graph order."""
-        wanted, keep = {output}, []
+    def _needed(nodes: list, outputs: tuple[str, ...]) -> list:
+        """The nodes the ``outputs`` depend on, in graph order."""
+        wanted, keep = set(outputs), []
         for node in reversed(nodes):
             if wanted & set(node[2]):
                 keep.append(node)
@@ -271,8 +271,7 @@ class OnnxGraph(nn.Layer):
         if names not in self._plans:
             for name in names:
                 self.require(name)
-            needed = {id(n) for name in names for n in self._needed(self._all_nodes, name)}
-            self._plans[names] = [n for n in self._all_nodes if id(n) in needed]
+            self._plans[names] = self._needed(self._all_nodes, names)
         values: dict[str, Value] = dict(self.constants)
         values.update({k: getattr(self, b) for k, b in self._buffers_by_value.items()})
         values[self.input_name] = x
