@@ -79,7 +79,7 @@ def test_default_model_claims(repo_root):
     card = (DEFAULT / "MODEL_CARD.md").read_text()
     assert metrics_row("**average**", avg) in card and paired_sentence("Average of the splits", metrics) in card
     assert targets_table(metrics) in card and "### Targets" in card
-    models = (repo_root / "README.md").read_text().split("## Models")[1].split("\n## ")[0]
+    models = " ".join((repo_root / "README.md").read_text().split("## Models")[1].split("\n## ")[0].split())
     rec, held = avg["accuracy"], avg["heldout_accuracy"]
     for value in (rec["sr"], rec["bicubic"], held["sr"], held["bicubic"]):
         assert f"{100 * value:.1f}%" in models
@@ -89,3 +89,20 @@ def test_default_model_claims(repo_root):
     advice = "/v1/recognize?source=raw" in models
     assert advice == (rec["sr"] < rec["bicubic"])
     assert avg["sr"]["psnr_paddleocr"] > avg["bicubic"]["psnr_paddleocr"] and avg["sr"]["ssim"] > avg["bicubic"]["ssim"]
+    assert f"SSIM {avg['sr']['ssim']:.4f} vs {avg['bicubic']['ssim']:.4f}" in models
+
+
+def test_default_model_against_the_previous_default(repo_root):
+    """The README's paired comparison with the previous default is computed from both models' per-crop readings."""
+    from training.metrics import paired
+
+    metrics = json.loads((DEFAULT / "metrics.json").read_text())
+    previous = json.loads((DEFAULT / "previous_default.json").read_text())
+    assert previous["model"]["sha256"] != metrics["model"]["sha256"] and set(previous["splits"]) == set(metrics["splits"])
+    pairs = {key: paired("".join(metrics["splits"][s][key]["sr"] for s in metrics["splits"]),
+                         "".join(previous["splits"][s][key] for s in metrics["splits"]))
+             for key in ("correct", "heldout_correct")}
+    service, heldout = pairs["correct"], pairs["heldout_correct"]
+    models = " ".join((repo_root / "README.md").read_text().split("## Models")[1].split("\n## ")[0].split())
+    assert (f"{service['only_first']} are read right only on this model's output, {service['only_second']} only on the"
+            f" previous one's, p = {service['p']:.2g}; held-out recognizer {heldout['only_first']} vs {heldout['only_second']}") in models

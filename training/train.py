@@ -50,6 +50,7 @@ class TrainSettings:
     loss: dict[str, Any]
     eval_recognition: bool
     best_metric: str
+    best_needs_fidelity: bool
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TrainSettings:
@@ -86,6 +87,7 @@ class TrainSettings:
             loss=dict(cfg.get("Loss") or {"name": "MSELoss"}),
             eval_recognition=bool(g.get("eval_recognition", False)),
             best_metric=_best_metric(g.get("best_metric", "psnr"), bool(g.get("eval_recognition", False))),
+            best_needs_fidelity=bool(g.get("best_needs_fidelity", False)),
         )
 
 
@@ -149,7 +151,7 @@ class Trainer:
             self.optimizer = paddle.optimizer.Adam(
                 learning_rate=self._learning_rate(), beta1=s.beta1, beta2=s.beta2, parameters=self.model.parameters(), grad_clip=clip
             )
-        self.step, self.epoch, self.best = 0, 0, -math.inf
+        self.step, self.epoch, self.best, self.best_faithful = 0, 0, -math.inf, False
         self._reader = None
         self._terms: dict[str, list[float]] = {}
         rec_path = g.get("pretrained_recognizer")
@@ -196,7 +198,8 @@ class Trainer:
         prefix = self.settings.save_dir / name
         save_checkpoint(self.checkpointed, prefix.with_suffix(".pdparams"))
         paddle.save(self._portable_optimizer_state(), str(prefix.with_suffix(".pdopt")))
-        states = {"epoch": self.epoch, "global_step": self.step, "best_metric": self.settings.best_metric, "best": self.best, "config": self.cfg}
+        states = {"epoch": self.epoch, "global_step": self.step, "best_metric": self.settings.best_metric, "best": self.best,
+                  "best_faithful": self.best_faithful, "config": self.cfg}
         prefix.with_suffix(".states").write_text(json.dumps(states, indent=2, default=str))
         return prefix
 
@@ -211,6 +214,7 @@ class Trainer:
         states = json.loads(prefix.with_suffix(".states").read_text())
         self.epoch, self.step = int(states["epoch"]), int(states["global_step"])
         self.best = float(states["best"] if "best" in states else states["best_psnr"])  # older runs kept PSNR only
+        self.best_faithful = bool(states.get("best_faithful", True))
         if self.scheduler is not None:
             self.scheduler.step(self.step)
         self.log(f"resumed from {prefix} at epoch {self.epoch}, step {self.step}")
@@ -316,6 +320,15 @@ class Trainer:
             plot_curves(self.log_path, s.save_dir / "curves.png")
         return last_eval
 
+    def _faithful(self, result: dict[str, Any]) -> bool:
+        """With ``Global.best_needs_fidelity``, a checkpoint whose SR is below bicubic on the evaluation's PSNR or
+        SSIM is kept as ``best_accuracy`` only while no faithful one has been seen (one that is never loses to one
+        that is not, whatever ``best_metric`` says)."""
+        if not self.settings.best_needs_fidelity:
+            return True
+        avg = (result or {}).get("average", {})
+        return bool(avg) and all(avg["sr"][k] >= avg["bicubic"][k] for k in ("psnr_paddleocr", "ssim"))
+
     def _eval_and_save(self) -> dict[str, Any]:
         if self.rank != 0:  # only the first rank evaluates and writes checkpoints
             return {"step": self.step}
@@ -324,9 +337,10 @@ class Trainer:
         self._record(row)
         group, key = BEST_METRICS[self.settings.best_metric]
         score = result.get("average", {}).get(group, {}).get(key, -math.inf) if result else -math.inf
+        faithful = self._faithful(result)
         self.save("latest")
-        if score > self.best:
-            self.best = score
+        if (faithful, score) > (self.best_faithful, self.best):
+            self.best, self.best_faithful = score, faithful
             self.save("best_accuracy")
         if result:
             avg = result["average"]

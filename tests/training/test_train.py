@@ -282,3 +282,30 @@ def test_committed_resume_points_resume(run, repo_root, data, tmp_path):
     assert moments and any(float(np.abs(t.optimizer.state_dict()[k].numpy()).max()) > 0 for k in moments)
     lr, hr, labels = next(t.data.batches(2))
     assert np.isfinite(t.train_step(lr, hr, labels)) and t.step == states["global_step"] + 1
+
+
+def test_best_checkpoint_needs_fidelity(repo_root, data, tmp_path, monkeypatch):
+    """Global.best_needs_fidelity: a checkpoint whose SR is below bicubic on val PSNR or SSIM never wins over one that is
+    not, however well it reads; without the flag the best reading wins."""
+    def run(flag: str, evals: list[tuple[float, float, float]]) -> int:
+        out = tmp_path / flag
+        cfg = config(repo_root, data, tmp_path, "MSELoss", f"Global.save_model_dir={out}", f"Global.max_steps={len(evals)}",
+                     "Global.eval_batch_step=[0, 1]", "Global.eval_recognition=true", "Global.best_metric=accuracy",
+                     f"Global.best_needs_fidelity={flag}")
+        t = Trainer(cfg, log=lambda s: None)
+        results = iter(evals)
+
+        def fake_evaluate():
+            psnr_gain, ssim_gain, acc = next(results)
+            return {"average": {"sr": {"psnr_paddleocr": 18 + psnr_gain, "ssim": 0.5 + ssim_gain},
+                                "bicubic": {"psnr_paddleocr": 18.0, "ssim": 0.5},
+                                "accuracy": {"sr": acc, "bicubic": 0.5, "hr": 0.9}}}
+
+        monkeypatch.setattr(t, "evaluate", fake_evaluate)
+        t.fit()
+        return json.loads((out / "best_accuracy.states").read_text())["global_step"]
+
+    evals = [(-0.1, 0.01, 0.60), (0.2, 0.01, 0.55), (0.3, -0.001, 0.70), (0.3, 0.02, 0.56)]  # steps 1..4
+    assert run("true", evals) == 4  # steps 1 and 3 fall below bicubic (PSNR, SSIM); of the others step 4 reads best
+    assert run("false", evals) == 3
+    assert run("true", [(-0.1, 0.0, 0.6), (0.0, -0.01, 0.7)]) == 2  # none faithful: the best reading is still kept
