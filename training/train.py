@@ -321,9 +321,9 @@ class Trainer:
         return last_eval
 
     def _faithful(self, result: dict[str, Any]) -> bool:
-        """With ``Global.best_needs_fidelity``, a checkpoint whose SR is below bicubic on the evaluation's PSNR or
-        SSIM is kept as ``best_accuracy`` only while no faithful one has been seen (one that is never loses to one
-        that is not, whatever ``best_metric`` says)."""
+        """Whether this evaluation's SR is at least bicubic on PSNR and SSIM (always, without
+        ``Global.best_needs_fidelity``): a faithful checkpoint wins ``best_accuracy`` over an unfaithful one whatever
+        ``best_metric`` says; an unfaithful one is kept only while no faithful one has been seen."""
         if not self.settings.best_needs_fidelity:
             return True
         avg = (result or {}).get("average", {})
