@@ -43,6 +43,11 @@ def test_model_beats_bicubic(folder):
 DEFAULT = ROOT / "models" / "gestalt-tsrn-synth"
 
 
+def models_section(repo_root: Path) -> str:
+    """The README's Models section with its line breaks and runs of spaces folded into single spaces."""
+    return " ".join((repo_root / "README.md").read_text().split("## Models")[1].split("\n## ")[0].split())
+
+
 def test_default_metrics_belong_to_the_shipped_graph():
     """metrics.json names the graph it was measured on; that is the graph the service loads."""
     metrics = json.loads((DEFAULT / "metrics.json").read_text())
@@ -79,7 +84,7 @@ def test_default_model_claims(repo_root):
     card = (DEFAULT / "MODEL_CARD.md").read_text()
     assert metrics_row("**average**", avg) in card and paired_sentence("Average of the splits", metrics) in card
     assert targets_table(metrics) in card and "### Targets" in card
-    models = " ".join((repo_root / "README.md").read_text().split("## Models")[1].split("\n## ")[0].split())
+    models = models_section(repo_root)
     rec, held = avg["accuracy"], avg["heldout_accuracy"]
     for value in (rec["sr"], rec["bicubic"], held["sr"], held["bicubic"]):
         assert f"{100 * value:.1f}%" in models
@@ -103,6 +108,6 @@ def test_default_model_against_the_previous_default(repo_root):
                          "".join(previous["splits"][s][key] for s in metrics["splits"]))
              for key in ("correct", "heldout_correct")}
     service, heldout = pairs["correct"], pairs["heldout_correct"]
-    models = " ".join((repo_root / "README.md").read_text().split("## Models")[1].split("\n## ")[0].split())
+    models = models_section(repo_root)
     assert (f"{service['only_first']} are read right only on this model's output, {service['only_second']} only on the"
             f" previous one's, p = {service['p']:.2g}; held-out recognizer {heldout['only_first']} vs {heldout['only_second']}") in models
