@@ -116,9 +116,19 @@ def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
         "srb_nums": int(transform.get("srb_nums", 5)),
         "hidden_units": int(transform.get("hidden_units", 32)),
         "lr_size": (height // scale, width // scale),
-        "bicubic_residual": bool(transform.get("bicubic_residual", False)),
+        "bicubic_residual": flag(transform, "bicubic_residual", False, "Architecture.Transform"),
     }
-    return ArchitectureSpec(algorithm, backbone, bool(transform.get("STN", False)), kwargs)
+    return ArchitectureSpec(algorithm, backbone, flag(transform, "STN", False, "Architecture.Transform"), kwargs)
+
+
+def flag(section: dict[str, Any], key: str, default: bool, where: str = "Global") -> bool:
+    """A YAML boolean (``true``/``false``; an absent or empty key is ``default``), checked: ``bool("maybe")`` is true."""
+    value = section.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key} must be true or false, got {value!r}")
+    return value
 
 
 def recognizer_width(cfg: dict[str, Any]) -> float:

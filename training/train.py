@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError
-from training.config import architecture, load_config, recognizer_width
+from training.config import architecture, flag, load_config, recognizer_width
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,12 @@ class TrainSettings:
             pretrained=Path(g["pretrained_model"]) if g.get("pretrained_model") else None,
             seed=int(g.get("seed", 0)),
             eval_max_images=int(g["eval_max_images"]) if g.get("eval_max_images") else None,
-            shuffle=bool(loader.get("shuffle", True)),
-            drop_last=bool(loader.get("drop_last", True)),
+            shuffle=flag(loader, "shuffle", True, "Train.loader"),
+            drop_last=flag(loader, "drop_last", True, "Train.loader"),
             loss=dict(cfg.get("Loss") or {"name": "MSELoss"}),
-            eval_recognition=bool(g.get("eval_recognition", False)),
-            best_metric=_best_metric(g.get("best_metric", "psnr"), bool(g.get("eval_recognition", False))),
-            best_needs_fidelity=bool(g.get("best_needs_fidelity", False)),
+            eval_recognition=flag(g, "eval_recognition", False),
+            best_metric=_best_metric(g.get("best_metric", "psnr"), flag(g, "eval_recognition", False)),
+            best_needs_fidelity=flag(g, "best_needs_fidelity", False),
         )
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import paddle
 import pytest
 
-from training.config import ConfigError, load_config
+from training.config import ConfigError, architecture, load_config
 from training.data.synth import generate
 from training.losses import confusion_weights, load_stroke_table, stroke_sequences, teacher_forcing, telescope_sequences
-from training.train import Trainer
+from training.train import Trainer, TrainSettings
 
 DEFAULT = "training/configs/default_tsrn.yml"
 CONFIGS = {
@@ -143,6 +143,23 @@ def test_config_errors(repo_root, tmp_path):
         load_config(repo_root / DEFAULT, ["Global.seed"])
     cfg = load_config(repo_root / DEFAULT, ["Global.seed=7", "Optimizer.lr.learning_rate=2e-4"])
     assert cfg["Global"]["seed"] == 7 and cfg["Optimizer"]["lr"]["learning_rate"] == pytest.approx(2e-4)
+
+
+@pytest.mark.parametrize("key", ["Global.eval_recognition", "Global.best_needs_fidelity", "Train.loader.shuffle",
+                                 "Train.loader.drop_last", "Architecture.Transform.STN",
+                                 "Architecture.Transform.bicubic_residual"])
+@pytest.mark.parametrize("value", ["maybe", "1", "'false'"])
+def test_boolean_keys_must_be_booleans(key, value, repo_root):
+    # bool("maybe") and bool("false") are both true: a flag that is not a YAML boolean is refused, naming the key
+    cfg = load_config(repo_root / DEFAULT, [f"{key}={value}"])
+    with pytest.raises(ConfigError, match=rf"{key.replace('.', '[.]')} must be true or false, got"):
+        TrainSettings.from_config(cfg)
+        architecture(cfg)
+    for ok in ("true", "false"):
+        cfg = load_config(repo_root / DEFAULT, [f"{key}={ok}", "Global.eval_recognition=true"] if key != "Global.eval_recognition"
+                          else [f"{key}={ok}", f"Global.best_metric={'accuracy' if ok == 'true' else 'psnr'}"])
+        TrainSettings.from_config(cfg)
+        architecture(cfg)
 
 
 @pytest.mark.parametrize("loss", ["TelescopeLoss", "StrokeFocusLoss"])
