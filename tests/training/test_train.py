@@ -279,8 +279,8 @@ def test_best_checkpoint_by_recognition_accuracy(repo_root, data, tmp_path):
 
 @pytest.mark.parametrize("run", ["deep-feature-teacher"])
 def test_committed_resume_points_resume(run, repo_root, data, tmp_path):
-    """checkpoints/<run>/ resumes with the overrides its README gives: step, loss and optimizer state come back, and a
-    step runs from there."""
+    """checkpoints/<run>/ resumes with the overrides its README gives: the same loss and optimizer settings, step and
+    optimizer state come back, and a step runs from there."""
     import re
 
     folder = repo_root / "checkpoints" / run
@@ -293,6 +293,7 @@ def test_committed_resume_points_resume(run, repo_root, data, tmp_path):
         f"Train.dataset.data_dir={data / 'train'}", f"Eval.dataset.data_dir={data / 'test'}", "Train.loader.batch_size_per_card=2",
     ])
     assert cfg["Loss"] == {**states["config"]["Loss"], "name": "RecognitionLoss"}
+    assert cfg["Optimizer"] == states["config"]["Optimizer"]  # the command continues at the learning rate it ended with
     t = Trainer(cfg, log=lambda s: None)
     assert t.step == states["global_step"] > 0
     moments = [k for k in t.optimizer.state_dict() if "moment1" in str(k)]
