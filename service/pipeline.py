@@ -55,7 +55,7 @@ class Pipeline:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        """Start batchers, run one warm-up inference per model, then report ready."""
+        """Start batchers, run one warm-up inference per model at the largest batch, then report ready."""
         s = self.settings
         for name, model in self.repository.models.items():
             b = DynamicBatcher(
@@ -87,10 +87,14 @@ class Pipeline:
             self.rec_batcher.start()
             self.metrics.track_depth("recognizer", lambda: self.rec_batcher.depth)
             self.metrics.model_info.labels("recognizer", "PP-OCRv6", "rec_small", "fp32", engine.providers[0]).set(1)
-        for name, model in self.repository.models.items():  # warm-up: the first run allocates and optimises
-            await self.batchers[name].submit(np.zeros((1, *model.manifest.input.shape[1:]), np.float32))
+        # Warm-up with the largest batch a batcher forms: the first run allocates and optimises, and ONNX Runtime's arena
+        # grows to what any later batch needs, so resident memory does not creep up under load (the 10-minute soak read
+        # +5.7% over minutes 1-5 with a one-crop warm-up, then flat).
+        warm = min(s.max_batch_size, s.queue_capacity)
+        for name, model in self.repository.models.items():
+            await self.batchers[name].submit(np.zeros((warm, *model.manifest.input.shape[1:]), np.float32))
         if self.rec_batcher is not None:
-            await self.rec_batcher.submit(np.zeros((1, *REC_SHAPE), np.float32))
+            await self.rec_batcher.submit(np.zeros((warm, *REC_SHAPE), np.float32))
         self.ready = True
         log.info("ready: models %s, recognizer %s", sorted(self.batchers), "on" if self.recognizer else "off")
 

@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     providers: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU")
     precision: Literal["fp32", "fp16"] = Field("fp32", description="which graph of the manifest to run")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = one per CPU this process may use (affinity and cgroup quota)")
-    max_batch_size: int = Field(32, ge=1, le=1024, description="largest batch one inference run takes")
+    max_batch_size: int = Field(32, ge=1, le=1024, description="largest batch one inference run takes (and the warm-up batch at start-up)")
     max_queue_delay_ms: float = Field(2.0, ge=0, le=10_000, description="longest wait for a batch to fill")
     queue_capacity: int = Field(2048, ge=1, description="crops waiting at most; beyond it requests get 503")
     max_inflight_requests: int = Field(256, ge=1, description="image/tensor requests being read, decoded or queued at once; beyond it 503 before the body is read")
