@@ -62,6 +62,7 @@ class TrainSettings:
         loader = train.get("loader") or {}
         eval_dir = ((cfg.get("Eval") or {}).get("dataset") or {}).get("data_dir")
         steps = g.get("eval_batch_step", [0, 1000])
+        eval_recognition = flag(g, "eval_recognition", False)
         return cls(
             epochs=int(g.get("epoch_num", 1)),
             max_steps=int(g.get("max_steps", 0) or 0),
@@ -85,8 +86,8 @@ class TrainSettings:
             shuffle=flag(loader, "shuffle", True, "Train.loader"),
             drop_last=flag(loader, "drop_last", True, "Train.loader"),
             loss=dict(cfg.get("Loss") or {"name": "MSELoss"}),
-            eval_recognition=flag(g, "eval_recognition", False),
-            best_metric=_best_metric(g.get("best_metric", "psnr"), flag(g, "eval_recognition", False)),
+            eval_recognition=eval_recognition,
+            best_metric=_best_metric(g.get("best_metric", "psnr"), eval_recognition),
             best_needs_fidelity=flag(g, "best_needs_fidelity", False),
         )
 

@@ -212,12 +212,18 @@ def test_no_cuda_noise_on_a_machine_without_cuda(monkeypatch, capfd):
     assert not present and providers == [engine.CPU]
 
 
+def rss_mb() -> float:
+    """This process's resident memory, MB."""
+    import resource
+
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def test_no_memory_pattern_per_batch_size(model_dir_any):
     """The batch dimension varies per run; ORT's per-shape memory patterns each kept a planned block, so resident
     memory grew in ~80 MB steps whenever a new batch size first appeared (the soak bench's drift). Off, and after runs
     at every batch size 1..16 resident memory is back within a few MB of its level after the first pass."""
-    import resource
-
     from service.engine import session_options
 
     assert session_options().enable_mem_pattern is False
@@ -226,10 +232,6 @@ def test_no_memory_pattern_per_batch_size(model_dir_any):
     def sweep() -> None:
         for n in range(1, 17):
             engine(np.zeros((n, 3, 16, 64), np.float32))
-
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
 
     sweep()
     first = rss_mb()
@@ -243,8 +245,6 @@ def test_start_warms_up_with_the_largest_batch(model_dir_any, monkeypatch):
     arena already holds what any later batch needs: with a one-crop warm-up, resident memory grew by tens of MB as
     larger batches first arrived under load (the 10-minute soak crept +5.7% over minutes 1-5). After start, runs at
     every batch size up to the largest leave resident memory within a few MB."""
-    import resource
-
     from service.local import LocalPipeline
     from service.settings import Settings
 
@@ -254,10 +254,6 @@ def test_start_warms_up_with_the_largest_batch(model_dir_any, monkeypatch):
     def spy(self, x):
         seen.append(len(x))
         return real_call(self, x)
-
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
 
     monkeypatch.setattr(OrtEngine, "__call__", spy)
     with LocalPipeline(Settings(providers="cpu", recognition=False, max_batch_size=12), model_folder=model_dir_any) as p:
