@@ -25,6 +25,7 @@ from paddle import nn
 
 from core.errors import ConfigError, DataError, InputNotFound
 from core.spec import GESTALT_ALPHABET, TELESCOPE_ALPHABET
+from training.config import flag
 from training.text import filter_label
 
 ASSETS = Path(__file__).parent / "assets"
@@ -181,6 +182,9 @@ class RecognitionLoss(nn.Layer):
     of the value ``feature_layer`` (an ONNX value name; the default is a stride-4 stage, 192 x 12 x 80). A
     weight of 0 turns its term off (and the recognizer is not run for it). Gradients reach the SR
     network only: the recognizer's weights are constants (see :class:`training.networks.onnx_graph.OnnxGraph`).
+    ``eot`` (expectation over transformation): the recognizer sees SR and HR through the same random view
+    (:meth:`jitter`: down-scaled by 0.5-1 and back, plus Gaussian noise), so its terms reward what survives
+    such a view (strokes) rather than pixel patterns only this recognizer reacts to; the pixel term is unchanged.
     ``terms`` holds the last batch's value of each term, for the training log.
     """
 
@@ -196,10 +200,12 @@ class RecognitionLoss(nn.Layer):
         ctc_weight: float = 0.0,
         recognizer_model: str | None = None,
         feature_layer: str = FEATURE_LAYER,
+        eot: bool = False,
     ) -> None:
         super().__init__()
         if teacher not in self.TEACHERS:
             raise ConfigError(f"Loss.teacher must be one of {list(self.TEACHERS)}, got {teacher!r}")
+        self.eot = flag({"eot": eot}, "eot", False, "Loss")
         weights = {"pixel_weight": pixel_weight, "teacher_weight": teacher_weight, "ctc_weight": ctc_weight}
         for key, value in weights.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -224,6 +230,8 @@ class RecognitionLoss(nn.Layer):
         total, terms = self.pixel_weight * pixel, {"pixel": pixel}
         if self.recognizer is not None:
             rec = self.recognizer[0]
+            if self.eot:
+                sr, hr = self.jitter(sr, hr)
             feature = self.teacher == "feature" and self.teacher_weight > 0
             probs = self.ctc_weight > 0 or (self.teacher_weight > 0 and not feature)
             names = ((rec.logits,) if probs else ()) + ((self.feature_layer,) if feature else ())
@@ -248,6 +256,24 @@ class RecognitionLoss(nn.Layer):
                 total, terms["ctc"] = total + self.ctc_weight * ctc, ctc
         self.terms = {k: float(v) for k, v in terms.items()}
         return total
+
+    JITTER_SCALE = (0.5, 1.0)
+    JITTER_NOISE = 0.03
+
+    def jitter(self, *images: paddle.Tensor) -> list[paddle.Tensor]:
+        """One random view applied to each of ``images`` alike (``eot``): area down-scale to a random fraction
+        (``JITTER_SCALE``) of the size, bilinear back up, plus the same Gaussian noise (std up to ``JITTER_NOISE``).
+        Drawn from Paddle's generator, so ``paddle.seed`` makes a run repeatable."""
+        lo, hi = self.JITTER_SCALE
+        u = paddle.rand([2]).numpy()
+        scale, sigma = lo + (hi - lo) * float(u[0]), self.JITTER_NOISE * float(u[1])
+        _, _, h, w = images[0].shape
+        small = [max(1, round(h * scale)), max(1, round(w * scale))]
+        noise = paddle.randn(images[0].shape) * sigma
+        return [
+            F.interpolate(F.interpolate(x, size=small, mode="area"), size=[h, w], mode="bilinear", align_corners=False) + noise
+            for x in images
+        ]
 
     @staticmethod
     def _ctc(rec: nn.Layer, log_probs: paddle.Tensor, labels: list[str]) -> paddle.Tensor:

@@ -173,3 +173,28 @@ def test_feature_teacher_is_zero_on_hr_and_pulls_sr_towards_it(crops):
     assert float(loss(step, hr, labels[:6])) < float(value)  # a small step down the gradient lowers it
     with pytest.raises(ValueError, match="no value named 'p2o.nope'"):
         RecognitionLoss(teacher="feature", teacher_weight=1.0, feature_layer="p2o.nope")
+
+
+def test_eot_shows_sr_and_hr_through_the_same_random_view(crops):
+    """``Loss.eot``: one random view (down-scale and back, noise) for SR and HR alike, drawn from Paddle's generator;
+    the recognizer's terms see it, the pixel term does not."""
+    images, labels = crops
+    hr, lr = _rgb01(images[:6]), _rgb01(images[6:])
+    loss = RecognitionLoss(teacher="feature", teacher_weight=1.0, eot=True)
+    paddle.seed(3)
+    a_sr, a_hr = loss.jitter(lr, hr)
+    b_sr, _ = loss.jitter(lr, hr)
+    paddle.seed(3)
+    c_sr, _ = loss.jitter(lr, hr)
+    np.testing.assert_array_equal(a_sr.numpy(), c_sr.numpy())  # repeatable under paddle.seed
+    assert float((a_sr - b_sr).abs().max()) > 1e-3  # and a new view each call
+    assert float((a_sr - lr).abs().mean()) > 1e-3  # the view changes the image
+    same = loss.jitter(hr, hr)
+    np.testing.assert_array_equal(same[0].numpy(), same[1].numpy())  # the same view for both
+    assert float(loss(hr, hr, labels[:6])) == pytest.approx(0.0, abs=1e-9)  # so HR's view teaches HR nothing
+    value = loss(lr, hr, labels[:6])
+    assert loss.terms["pixel"] == pytest.approx(float(F.mse_loss(lr, hr)), rel=1e-6) and loss.terms["teacher"] > 0.05
+    plain = RecognitionLoss(teacher="feature", teacher_weight=1.0)
+    assert float(value) != pytest.approx(float(plain(lr, hr, labels[:6])), rel=1e-3)  # the teacher saw the view
+    with pytest.raises(ValueError, match="Loss.eot must be true or false, got 'yes'"):
+        RecognitionLoss(eot="yes")
