@@ -1,0 +1,32 @@
+"""bench/loss_alignment.py runs and writes its table (tiny settings; the committed result is the full run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("paddle", reason="the loss-alignment bench needs paddle")
+
+
+def test_loss_alignment_bench_writes_its_table(tmp_path, repo_root):
+    from training.data.synth import generate
+
+    generate(tmp_path / "data", train=0, test=0, val=4, seed=1, progress=False)
+    env = {**os.environ, "TEXTSR_BENCH_RESULTS": str(tmp_path / "results"), "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "bench/loss_alignment.py", "--data", str(tmp_path / "data" / "val"), "--crops", "4", "--views", "2",
+         "--terms", "pixel MSE", "CTC"],
+        cwd=repo_root, env=env, check=True, capture_output=True, timeout=300,
+    )
+    (md,) = (tmp_path / "results").glob("loss_alignment-*.md")
+    results = json.loads(next((tmp_path / "results").glob("loss_alignment-*.json")).read_text())["results"]
+    assert set(results) == {f"{t} @ {b}" for t in ("pixel MSE", "CTC", "CTC, eot") for b in ("SR", "bicubic")}
+    for base in ("SR", "bicubic"):  # descending MSE(x, HR) is moving straight towards HR: the measure is right
+        assert results[f"pixel MSE @ {base}"]["cos_mean"] == pytest.approx(1.0, abs=1e-4)
+        assert results[f"pixel MSE @ {base}"]["positive"] == 1.0
+        assert abs(results[f"CTC @ {base}"]["cos_mean"]) < 0.5  # a recognizer's gradient is not a pixel loss's
+    assert all(0 < r["low_freq_energy"] < 1 for r in results.values()) and "| CTC, eot" in md.read_text()
