@@ -30,3 +30,13 @@ def test_loss_alignment_bench_writes_its_table(tmp_path, repo_root):
         assert results[f"pixel MSE @ {base}"]["positive"] == 1.0
         assert abs(results[f"CTC @ {base}"]["cos_mean"]) < 0.5  # a recognizer's gradient is not a pixel loss's
     assert all(0 < r["low_freq_energy"] < 1 for r in results.values()) and "| CTC, eot" in md.read_text()
+
+
+def test_readme_alignment_figures_are_the_recorded_runs(repo_root):
+    recorded = json.loads((repo_root / "bench/results/loss_alignment-cpu-2core.json").read_text())
+    r = {k: round(v["cos_mean"], 3) for k, v in recorded["results"].items() if k.endswith("@ SR")}
+    readme = " ".join((repo_root / "README.md").read_text().split())
+    want = (f"is 1 for pixel MSE, {r['feature teacher @ SR']:+.3f} for the feature teacher ({r['feature teacher, eot @ SR']:+.3f} with "
+            f"`eot`), {r['KL teacher @ SR']:+.3f} for KL ({r['KL teacher, eot @ SR']:+.3f}) and {r['CTC @ SR']:+.3f} for CTC "
+            f"({r['CTC, eot @ SR']:+.3f})")
+    assert recorded["crops"] == 48 and r["pixel MSE @ SR"] == 1.0 and want in readme
