@@ -51,6 +51,7 @@ class TrainSettings:
     eval_recognition: bool
     best_metric: str
     best_needs_fidelity: bool
+    ema_decay: float
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TrainSettings:
@@ -89,6 +90,7 @@ class TrainSettings:
             eval_recognition=eval_recognition,
             best_metric=_best_metric(g.get("best_metric", "psnr"), eval_recognition),
             best_needs_fidelity=flag(g, "best_needs_fidelity", False),
+            ema_decay=_ema_decay(g.get("ema_decay")),
         )
 
 
@@ -109,6 +111,15 @@ def _best_metric(name: Any, eval_recognition: bool) -> str:
     if name == "accuracy" and not eval_recognition:
         raise ConfigError("Global.best_metric=accuracy needs Global.eval_recognition=true")
     return name
+
+
+def _ema_decay(value: Any) -> float:
+    """``Global.ema_decay``: 0 (or absent) is off; otherwise the decay of an exponential moving average of the weights."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(f"Global.ema_decay must be a number in [0, 1) (0: off), got {value!r}")
+    return float(value)
 
 
 def _ckpt_prefix(path: Path) -> Path:
@@ -166,6 +177,15 @@ class Trainer:
         if rec_path:
             (recognizer,) = carried.values()
             load_checkpoint(recognizer, rec_path)
+        # Global.ema_decay: a moving average of the weights (timm's ModelEma), evaluated and kept instead of them
+        self.ema = self.ema_layout = None
+        if s.ema_decay:
+            self.ema = build_network(self.arch.backbone, stn=self.arch.stn, **self.arch.kwargs)
+            self.ema.set_state_dict(self.model.state_dict())
+            self.ema.eval()
+            for p in self.ema.parameters():
+                p.stop_gradient = True
+            self.ema_layout = PaddleOCRLayout(self.ema, carried)
         if s.resume:
             self.load(s.resume)
         s.save_dir.mkdir(parents=True, exist_ok=True)
@@ -192,12 +212,18 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self, name: str) -> Path:
+        """``<name>.pdparams`` (the weights evaluated: the moving average with ``Global.ema_decay``, else the trained
+        ones), ``.pdopt``, ``.states``; with the average also ``<name>.train.pdparams``, the trained weights to resume."""
         import paddle
 
         from training.networks import save_checkpoint
 
         prefix = self.settings.save_dir / name
-        save_checkpoint(self.checkpointed, prefix.with_suffix(".pdparams"))
+        if self.ema_layout is not None:
+            save_checkpoint(self.ema_layout, prefix.with_suffix(".pdparams"))
+            save_checkpoint(self.checkpointed, prefix.with_suffix(".train.pdparams"))
+        else:
+            save_checkpoint(self.checkpointed, prefix.with_suffix(".pdparams"))
         paddle.save(self._portable_optimizer_state(), str(prefix.with_suffix(".pdopt")))
         states = {"epoch": self.epoch, "global_step": self.step, "best_metric": self.settings.best_metric, "best": self.best,
                   "best_faithful": self.best_faithful, "config": self.cfg}
@@ -210,7 +236,11 @@ class Trainer:
         from training.networks import load_checkpoint
 
         prefix = _ckpt_prefix(Path(path))
-        load_checkpoint(self.checkpointed, prefix.with_suffix(".pdparams"), drop_training_only=False, optional=self.optional)
+        trained = prefix.with_suffix(".train.pdparams")  # an averaged run's trained weights (see save)
+        weights = trained if trained.is_file() else prefix.with_suffix(".pdparams")
+        load_checkpoint(self.checkpointed, weights, drop_training_only=False, optional=self.optional)
+        if self.ema_layout is not None:  # the average goes on where it was; a run without one starts it here
+            load_checkpoint(self.ema_layout, prefix.with_suffix(".pdparams"), drop_training_only=False, optional=self.optional)
         self._load_optimizer_state(paddle.load(str(prefix.with_suffix(".pdopt"))))
         states = json.loads(prefix.with_suffix(".states").read_text())
         self.epoch, self.step = int(states["epoch"]), int(states["global_step"])
@@ -255,9 +285,23 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.clear_grad()
         self.step += 1
+        if self.ema is not None:
+            self._update_ema()
         if self.scheduler is not None:
             self.scheduler.step(self.step)
         return float(loss)
+
+    def _update_ema(self) -> None:
+        """``ema = d * ema + (1 - d) * weights`` for every float tensor (BatchNorm statistics too), with timm's warm-up
+        ``d = min(ema_decay, (1 + step) / (10 + step))`` so the first averages forget the starting weights faster."""
+        import paddle
+
+        d = min(self.settings.ema_decay, (1 + self.step) / (10 + self.step))
+        live = self.model.state_dict()
+        with paddle.no_grad():
+            for key, avg in self.ema.state_dict().items():
+                value = live[key]
+                avg.set_value(d * avg + (1 - d) * value if avg.dtype in (paddle.float32, paddle.float64) else value)
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
@@ -267,10 +311,11 @@ class Trainer:
 
         if self.settings.eval_dir is None:
             return {}
-        self.model.eval()
+        model = self.ema if self.ema is not None else self.model
+        model.eval()
         if self.settings.eval_recognition and self._reader is None:
             self._reader = default_recognizer()
-        return evaluate_sr(self.model, self.settings.eval_dir, self.settings.eval_max_images, self._reader)
+        return evaluate_sr(model, self.settings.eval_dir, self.settings.eval_max_images, self._reader)
 
     def _record(self, row: dict[str, Any]) -> None:
         if self.rank != 0:

@@ -327,3 +327,47 @@ def test_best_checkpoint_needs_fidelity(repo_root, data, tmp_path, monkeypatch):
     assert run("true", evals) == 4  # steps 1 and 3 fall below bicubic (PSNR, SSIM); of the others step 4 reads best
     assert run("false", evals) == 3
     assert run("true", [(-0.1, 0.0, 0.6), (0.0, -0.01, 0.7)]) == 2  # none faithful: the best reading is still kept
+
+
+def test_ema_of_the_weights_is_evaluated_kept_and_resumed(repo_root, data, tmp_path):
+    """Global.ema_decay: after each step the average moves by timm's rule; the average is what evaluation scores and
+    <name>.pdparams holds (so `textsr convert` takes it), the trained weights go to <name>.train.pdparams, and a resumed
+    run continues both exactly."""
+    cfg = config(repo_root, data, tmp_path, "MSELoss", "Global.seed=3", "Global.ema_decay=0.5")
+    a = Trainer(cfg, log=lambda s: None)
+    batches = list(a.data.batches(2, shuffle=True, seed=3))
+    weights = lambda layer: {k: v.numpy().copy() for k, v in layer.state_dict().items()}  # noqa: E731
+    want = weights(a.model)
+    for lr, hr, labels in batches[:2]:
+        a.train_step(lr, hr, labels)
+        d = min(0.5, (1 + a.step) / (10 + a.step))  # 2/11, then 3/12
+        now = weights(a.model)
+        want = {k: d * want[k] + (1 - d) * now[k] if now[k].dtype == np.float32 else now[k] for k in now}
+    got = weights(a.ema)
+    bn = next(k for k in got if k.endswith("_mean"))  # BatchNorm statistics are averaged too
+    for k in ("block1.0.weight", bn):
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-7, err_msg=k)
+        assert not np.allclose(got[k], weights(a.model)[k])
+    a.save("latest")
+    out = tmp_path / "out"
+    kept, trained = paddle.load(str(out / "latest.pdparams")), paddle.load(str(out / "latest.train.pdparams"))
+    np.testing.assert_array_equal(np.asarray(kept["transform.block1.0.weight"]), got["block1.0.weight"])
+    np.testing.assert_array_equal(np.asarray(trained["transform.block1.0.weight"]), weights(a.model)["block1.0.weight"])
+    score = a.evaluate()["average"]["sr"]["psnr_paddleocr"]
+    from training.evaluate import evaluate_sr
+
+    assert score == evaluate_sr(a.ema, data / "test")["average"]["sr"]["psnr_paddleocr"]
+    a.model.eval()  # evaluation mode: the running statistics stay as they are
+    assert score != evaluate_sr(a.model, data / "test")["average"]["sr"]["psnr_paddleocr"]
+    a.train_step(*batches[2])
+    b = Trainer({**cfg, "Global": {**cfg["Global"], "checkpoints": str(out / "latest")}}, log=lambda s: None)
+    b.train_step(*batches[2])
+    for mine, theirs in ((b.model, a.model), (b.ema, a.ema)):
+        for k, v in weights(mine).items():
+            np.testing.assert_array_equal(v, weights(theirs)[k], err_msg=k)
+    plain = Trainer({**cfg, "Global": {**cfg["Global"], "checkpoints": str(out / "latest"), "ema_decay": 0}}, log=lambda s: None)
+    # a run without the average resumes the trained weights, not the average
+    np.testing.assert_array_equal(weights(plain.model)["block1.0.weight"], np.asarray(trained["transform.block1.0.weight"]))
+    for bad in (1, -0.1, "0.9", True):
+        with pytest.raises(ConfigError, match=r"Global.ema_decay must be a number in \[0, 1\)"):
+            TrainSettings.from_config({**cfg, "Global": {**cfg["Global"], "ema_decay": bad}})
