@@ -219,11 +219,13 @@ class Trainer:
         from training.networks import save_checkpoint
 
         prefix = self.settings.save_dir / name
+        trained = prefix.with_suffix(".train.pdparams")
         if self.ema_layout is not None:
             save_checkpoint(self.ema_layout, prefix.with_suffix(".pdparams"))
-            save_checkpoint(self.checkpointed, prefix.with_suffix(".train.pdparams"))
+            save_checkpoint(self.checkpointed, trained)
         else:
             save_checkpoint(self.checkpointed, prefix.with_suffix(".pdparams"))
+            trained.unlink(missing_ok=True)  # an earlier averaged run's: load() would resume it instead of these weights
         paddle.save(self._portable_optimizer_state(), str(prefix.with_suffix(".pdopt")))
         states = {"epoch": self.epoch, "global_step": self.step, "best_metric": self.settings.best_metric, "best": self.best,
                   "best_faithful": self.best_faithful, "config": self.cfg}

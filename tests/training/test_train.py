@@ -368,6 +368,11 @@ def test_ema_of_the_weights_is_evaluated_kept_and_resumed(repo_root, data, tmp_p
     plain = Trainer({**cfg, "Global": {**cfg["Global"], "checkpoints": str(out / "latest"), "ema_decay": 0}}, log=lambda s: None)
     # a run without the average resumes the trained weights, not the average
     np.testing.assert_array_equal(weights(plain.model)["block1.0.weight"], np.asarray(trained["transform.block1.0.weight"]))
+    plain.train_step(*batches[2])
+    plain.save("latest")  # over the averaged run's files: its trained weights must not outlive them
+    assert not (out / "latest.train.pdparams").exists()
+    again = Trainer({**cfg, "Global": {**cfg["Global"], "checkpoints": str(out / "latest"), "ema_decay": 0}}, log=lambda s: None)
+    np.testing.assert_array_equal(weights(again.model)["block1.0.weight"], weights(plain.model)["block1.0.weight"])
     for bad in (1, -0.1, "0.9", True):
         with pytest.raises(ConfigError, match=r"Global.ema_decay must be a number in \[0, 1\)"):
             TrainSettings.from_config({**cfg, "Global": {**cfg["Global"], "ema_decay": bad}})
