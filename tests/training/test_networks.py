@@ -9,7 +9,7 @@ import paddle
 import pytest
 
 from training.networks import NETWORKS, build_network, build_training_layout
-from training.networks.blocks import positional_encoding_2d
+from training.networks.blocks import FoldedConv2D, positional_encoding_2d
 
 
 def _reference_keys(data_dir, name):
@@ -72,3 +72,39 @@ def test_unknown_network_lists_choices():
     with pytest.raises(ValueError, match="TBSRN"):
         build_network("ESRGAN")
     assert set(NETWORKS) == {"TBSRN", "TSRN"}
+
+
+@pytest.mark.parametrize("kernel,size", [(9, (32, 128)), (3, (5, 7)), (5, (4, 3))])
+def test_folded_conv_equals_conv2d_with_its_gradients(kernel, size):
+    """The tail conv's fast dygraph form: output, input gradient and parameter gradients equal nn.Conv2D's."""
+    paddle.seed(1)
+    folded = FoldedConv2D(6, 3, kernel)
+    plain = paddle.nn.Conv2D(6, 3, kernel, padding=kernel // 2)
+    plain.set_state_dict(folded.state_dict())
+    x0 = paddle.randn([2, 6, *size])
+    results = []
+    for layer in (folded, plain):
+        x = x0.clone()
+        x.stop_gradient = False
+        y = layer(x)
+        (y * paddle.arange(y.size, dtype="float32").reshape(y.shape) / y.size).sum().backward()  # position-dependent
+        results.append([t.numpy() for t in (y, x.grad, layer.weight.grad, layer.bias.grad)])
+    for ours, ref in zip(*results):
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_folded_conv_exports_as_a_plain_convolution():
+    """Static graphs (every export) see nn.Conv2D's convolution, not the fold: the ONNX graph is unchanged."""
+    net = build_network("TSRN")
+    net.eval()
+    static = paddle.jit.to_static(net, input_spec=[paddle.static.InputSpec([None, 3, 16, 64], "float32", "x")], full_graph=True)
+    ops = {op.name() for op in static.forward.concrete_program.main_program.global_block().ops}
+    assert "pd_op.conv2d" in ops and not [op for op in ops if "fold" in op]
+    with paddle.no_grad():
+        x = paddle.rand([2, 3, 16, 64])
+        np.testing.assert_allclose(static(x).numpy(), net(x).numpy(), atol=1e-5)
+
+
+def test_folded_conv_needs_an_odd_kernel():
+    with pytest.raises(Exception, match="odd kernel_size, got 4"):
+        FoldedConv2D(4, 3, 4)
