@@ -160,6 +160,31 @@ def test_feature_values_match_onnx_runtime_and_one_pass_gives_both(recognizer, c
         recognizer.graph.values(paddle.to_tensor(batch), ("nope",))
 
 
+def test_fused_plan_computes_the_same_values_and_keeps_what_is_asked(recognizer, crops, monkeypatch):
+    """OnnxGraph runs Conv + per-channel Add as one biased Conv and the written-out GELU as one Gelu: the unfused
+    graph's values, in fewer operators; a value asked for is never fused away."""
+    from collections import Counter
+
+    from training.networks import onnx_graph
+
+    graph, logits = recognizer.graph, recognizer.logits
+    conv_out = next(outs[0] for op, ins, outs, _ in graph._all_nodes if op == "Conv" and len(ins) == 2)
+    erf_in = next(ins[0] for op, ins, _, _ in graph._all_nodes if op == "Erf")
+    batch = paddle.to_tensor(np.stack([prepare(i) for i in crops[0]]))
+    monkeypatch.setattr(onnx_graph, "_fuse", lambda plan, const, keep: plan)
+    unfused = OnnxGraph(default_model_path())
+    with paddle.no_grad():
+        want = unfused.values(batch, (logits, conv_out, erf_in))
+        monkeypatch.undo()
+        got = graph.values(batch, (logits,))[logits]
+        asked = graph.values(batch, (logits, conv_out, erf_in))
+    for name, value in [(logits, got), *asked.items()]:
+        np.testing.assert_allclose(value.numpy(), want[name].numpy(), atol=1e-4 * np.abs(want[name].numpy()).max())
+    ops, full = Counter(n[0] for n in graph._plans[(logits,)]), Counter(n[0] for n in graph._needed(graph._all_nodes, (logits,)))
+    assert ops["Gelu"] == full["Erf"] == 13 and not ops["Erf"] and ops["Div"] == full["Div"] - 13
+    assert ops["Add"] <= full["Add"] - 13 - 50  # the GELUs' and at least 50 convolutions' bias adds
+
+
 def test_feature_teacher_is_zero_on_hr_and_pulls_sr_towards_it(crops):
     images, labels = crops
     hr, lr = _rgb01(images[:6]), _rgb01(images[6:])
