@@ -3,11 +3,15 @@
 Each row runs in its own process with ``OMP_NUM_THREADS`` set (Paddle reads it at start), on the same
 batch of 8 crops from ``--data``; medians over ``--repeat`` steps after one warm-up step. Rows:
 
-- TSRN alone (pixel MSE): forward, backward + Adam step; with Paddle's default CPU kernels and with oneDNN;
-- the recognition arm's loss (pixel + KL teacher + CTC through PP-OCRv6 small, weights 0.01 / 0.003) as first written, with Paddle's
-  ``F.log_softmax`` and CTC over all 18,710 classes ("before"), and as shipped (``x - logsumexp(x)`` and
-  CTC on the batch's classes plus one merged class, exact; "after");
-- the pieces: the recognizer's forward, its forward + backward, the two log-softmax forms on its output.
+- TSRN alone (pixel MSE): forward, backward + Adam step; with Paddle's default CPU kernels, with oneDNN, and with the
+  tail convolution as a plain ``nn.Conv2D`` ("plain_tail": before ``FoldedConv2D``);
+- the shipped recipe's step (pixel MSE + the feature teacher through PP-OCRv6 small, ``default_tsrn.yml``) as first
+  written (plain tail conv, the recognizer's ONNX graph run node by node: "before") and as it runs now ("after": the
+  folded tail conv, ``OnnxGraph``'s fused plan);
+- the recognition arm's loss (pixel + KL teacher + CTC through PP-OCRv6 small, weights 0.01 / 0.003) as first written
+  (also with Paddle's ``F.log_softmax`` and CTC over all 18,710 classes: "before"), and as it runs now (``x -
+  logsumexp(x)``, CTC on the batch's classes plus one merged class, exact; "after");
+- the pieces: the recognizer's forward, its forward + backward (also unfused), the two log-softmax forms on its output.
 
     .venv/bin/python bench/train_step.py [--data train_data/synth/train] [--repeat 3] [--threads 1 2]
 
@@ -29,8 +33,29 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import median, table, write_result  # noqa: E402
 
-ROWS = ("tsrn_mse", "tsrn_mse_onednn", "recognition_before", "recognition_after", "recognizer_forward",
-        "recognizer_forward_backward", "log_softmax_paddle", "log_softmax_logsumexp")
+ROWS = ("tsrn_mse_plain_tail", "tsrn_mse", "tsrn_mse_onednn", "recipe_before", "recipe_after", "recognition_before",
+        "recognition_after", "recognizer_forward", "recognizer_forward_backward_unfused", "recognizer_forward_backward",
+        "log_softmax_paddle", "log_softmax_logsumexp")
+BEFORE_AFTER = (("TSRN step (pixel MSE)", "tsrn_mse_plain_tail", "tsrn_mse"), ("Recipe step", "recipe_before", "recipe_after"),
+                ("Recognition-arm step", "recognition_before", "recognition_after"))
+
+
+def _as_first_written(row: str) -> None:
+    """Undo, in this child process, the speed-ups a "before" row measures without."""
+    from paddle import nn
+
+    from training import losses
+    from training.networks import blocks, onnx_graph
+
+    if row in ("tsrn_mse_plain_tail", "recipe_before", "recognition_before"):
+        blocks.FoldedConv2D.forward = nn.Conv2D.forward
+    if row in ("recipe_before", "recognition_before", "recognizer_forward_backward_unfused"):
+        onnx_graph._fuse = lambda plan, const, keep: plan
+    if row == "recognition_before":  # Paddle's log_softmax, CTC over every class
+        import paddle.nn.functional as F
+
+        losses.log_softmax = lambda x: F.log_softmax(x, axis=-1)
+        losses.RecognitionLoss._ctc = staticmethod(_full_ctc)
 
 
 def measure(row: str, data: Path, repeat: int, batch: int) -> dict[str, float]:
@@ -46,16 +71,18 @@ def measure(row: str, data: Path, repeat: int, batch: int) -> dict[str, float]:
     from training.networks import build_network
 
     paddle.set_device("cpu")
+    _as_first_written(row)
     if row.endswith("_onednn"):  # Paddle's oneDNN kernels (off by default in dygraph on CPU)
         paddle.set_flags({"FLAGS_use_mkldnn": True})
     lr, hr, labels = next(LMDBDataSetSR(data).batches(batch))
     lr, hr = paddle.to_tensor(lr), paddle.to_tensor(hr)
     cfg = load_config(ROOT / "training/configs/default_tsrn.yml")
     arch = architecture(cfg)
-    # the ablation's recognition arm (Makefile RECOGNITION_ON); the shipped default has the recognition terms off
-    loss_cfg = {**{k: v for k, v in cfg["Loss"].items() if k != "name"}, "teacher_weight": 0.01, "ctc_weight": 0.003}
+    recipe = {k: v for k, v in cfg["Loss"].items() if k != "name"}  # the shipped default: pixel + feature teacher
+    # the ablation's recognition arm (Makefile RECOGNITION_ON): KL teacher + CTC
+    arm = {**recipe, "teacher": "kl", "teacher_weight": 0.01, "ctc_weight": 0.003}
 
-    if row.startswith(("recognition_", "tsrn_mse")):
+    if row.startswith(("recognition_", "recipe_", "tsrn_mse")):
         paddle.seed(0)
         net = build_network(arch.backbone, stn=arch.stn, **arch.kwargs)
         net.train()
@@ -63,10 +90,7 @@ def measure(row: str, data: Path, repeat: int, batch: int) -> dict[str, float]:
         if row.startswith("tsrn_mse"):
             loss_fn = losses.MSELoss()
         else:
-            loss_fn = losses.RecognitionLoss(**loss_cfg)
-            if row == "recognition_before":  # as first written: Paddle's log_softmax, CTC over every class
-                losses.log_softmax = lambda x: F.log_softmax(x, axis=-1)
-                losses.RecognitionLoss._ctc = staticmethod(_full_ctc)
+            loss_fn = losses.RecognitionLoss(**(recipe if row.startswith("recipe_") else arm))
 
         def step() -> None:
             loss = loss_fn(net(lr), hr, labels)
@@ -83,7 +107,7 @@ def measure(row: str, data: Path, repeat: int, batch: int) -> dict[str, float]:
             if row == "recognizer_forward":
                 with paddle.no_grad():
                     rec(hr)
-            elif row == "recognizer_forward_backward":
+            elif row.startswith("recognizer_forward_backward"):
                 rec(image).mean().backward()
             elif row == "log_softmax_paddle":
                 F.log_softmax(logits, axis=-1)
@@ -132,10 +156,12 @@ def main() -> None:
     for row in args.rows:
         cells = [f"{results[f'{row}@{t}']['seconds']:.3f}" for t in args.threads]
         rows.append([row, *cells])
-    before, after = results.get(f"recognition_before@{args.threads[0]}"), results.get(f"recognition_after@{args.threads[0]}")
     md = table([f"what (batch {args.batch})", *(f"s, {t} thread(s)" for t in args.threads)], rows)
-    if before and after:
-        md += f"\n\nRecognition step, {args.threads[0]} thread(s): {before['seconds']:.2f} s before, {after['seconds']:.2f} s after: {before['seconds'] / after['seconds']:.1f}x faster."
+    for what, first, now in BEFORE_AFTER:
+        before, after = results.get(f"{first}@{args.threads[0]}"), results.get(f"{now}@{args.threads[0]}")
+        if before and after:
+            md += (f"\n\n{what}, {args.threads[0]} thread(s): {before['seconds']:.2f} s before, {after['seconds']:.2f} s after:"
+                   f" {before['seconds'] / after['seconds']:.1f}x faster.")
     print(md)
     print(write_result("train_step", md, {"batch": args.batch, "threads": args.threads, "results": results}))
 

@@ -19,11 +19,12 @@ def test_train_step_bench_writes_its_table(tmp_path, repo_root):
     env = {**os.environ, "TEXTSR_BENCH_RESULTS": str(tmp_path / "results")}
     subprocess.run(
         [sys.executable, "bench/train_step.py", "--data", str(tmp_path / "data" / "train"), "--repeat", "1", "--threads", "1",
-         "--rows", "log_softmax_paddle", "log_softmax_logsumexp"],
+         "--batch", "2", "--rows", "tsrn_mse_plain_tail", "tsrn_mse", "log_softmax_paddle", "log_softmax_logsumexp"],
         cwd=repo_root, env=env, check=True, capture_output=True, timeout=300,
     )
     (md,) = (tmp_path / "results").glob("train_step-*.md")
     (js,) = (tmp_path / "results").glob("train_step-*.json")
     results = json.loads(js.read_text())["results"]
-    assert set(results) == {"log_softmax_paddle@1", "log_softmax_logsumexp@1"}
+    assert set(results) == {"tsrn_mse_plain_tail@1", "tsrn_mse@1", "log_softmax_paddle@1", "log_softmax_logsumexp@1"}
     assert all(r["seconds"] > 0 for r in results.values()) and "| log_softmax_logsumexp" in md.read_text()
+    assert "TSRN step (pixel MSE), 1 thread(s):" in md.read_text()  # the before/after line of a pair it ran
