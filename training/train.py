@@ -309,14 +309,14 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         """PSNR/SSIM on the Eval splits (``Global.eval_max_images`` per split, if set), and with
         ``Global.eval_recognition`` the service recognizer's accuracy on bicubic, SR and HR."""
-        from training.evaluate import default_recognizer, evaluate_sr
+        from training.evaluate import Memoized, default_recognizer, evaluate_sr
 
         if self.settings.eval_dir is None:
             return {}
         model = self.ema if self.ema is not None else self.model
         model.eval()
         if self.settings.eval_recognition and self._reader is None:
-            self._reader = default_recognizer()
+            self._reader = Memoized(default_recognizer())  # the same bicubic and HR crops at every evaluation
         return evaluate_sr(model, self.settings.eval_dir, self.settings.eval_max_images, self._reader)
 
     def _record(self, row: dict[str, Any]) -> None:

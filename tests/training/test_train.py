@@ -376,3 +376,25 @@ def test_ema_of_the_weights_is_evaluated_kept_and_resumed(repo_root, data, tmp_p
     for bad in (1, -0.1, "0.9", True):
         with pytest.raises(ConfigError, match=r"Global.ema_decay must be a number in \[0, 1\)"):
             TrainSettings.from_config({**cfg, "Global": {**cfg["Global"], "ema_decay": bad}})
+
+
+def test_evaluation_reads_each_distinct_image_once():
+    """Memoized (the trainer's evaluation recognizer): the same readings as the recognizer, in batch order; an image seen
+    before, or twice in one batch, is not read again; the memory stays within max_entries."""
+    from training.evaluate import Memoized
+
+    read: list[int] = []
+
+    def recognizer(batch: np.ndarray) -> list[tuple[str, float]]:
+        read.extend(int(x[0, 0, 0]) for x in batch)
+        return [(f"t{int(x[0, 0, 0])}", float(x.mean())) for x in batch]
+
+    def images(*ids: int) -> np.ndarray:
+        return np.stack([np.full((3, 4, 8), i, np.float32) for i in ids])
+
+    memo = Memoized(recognizer, max_entries=4)
+    assert memo(images(1, 2, 1)) == recognizer(images(1, 2, 1)) and read[:2] == [1, 2]
+    read.clear()
+    assert [t for t, _ in memo(images(2, 3, 1))] == ["t2", "t3", "t1"] and read == [3]
+    memo(images(4, 5, 6))
+    assert len(memo.memo) <= 4 and [t for t, _ in memo(images(6, 5))] == ["t6", "t5"]
