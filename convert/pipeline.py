@@ -64,6 +64,7 @@ def convert(
     output_dir: str | Path,
     *,
     config: str | Path | None = None,
+    overrides: list[str] | None = None,
     checkpoint: str | Path | None = None,
     inference_dir: str | Path | None = None,
     algorithm: str | None = None,
@@ -77,12 +78,14 @@ def convert(
 
     Give either ``config`` and ``checkpoint`` (a PaddleOCR YAML and ``.pdparams``) or
     ``inference_dir`` (what ``tools/export_model.py`` writes). ``algorithm`` names the algorithm
-    of an inference model when no ``inference.yml`` says it.
+    of an inference model when no ``inference.yml`` says it. ``overrides`` (``Section.key=value``) change the config.
     """
     if (inference_dir is None) == (checkpoint is None and config is None):
         raise ConversionError("give either --config with --checkpoint, or --inference-dir (not both)")
     if inference_dir is None and (config is None or checkpoint is None):
         raise ConversionError("--config and --checkpoint go together")
+    if overrides and config is None:
+        raise ConversionError("config overrides (-o) need --config")
     if opset < MIN_OPSET:
         raise ConversionError(f"--opset must be >= {MIN_OPSET}, got {opset}")
     out = Path(output_dir)
@@ -96,7 +99,7 @@ def convert(
             source: Source = from_inference_dir(inference_dir, algorithm)
         else:
             step(f"building network from {config} and loading {checkpoint} strictly")
-            source = from_checkpoint(config, checkpoint, work)
+            source = from_checkpoint(config, checkpoint, work, overrides or [])
         step(f"paddle2onnx (opset {opset}) on {source.model_file.name}")
         raw = graph.paddle_to_onnx(source.model_file, source.params_file, work / "raw.onnx", opset)
         step("setting I/O contract: lr -> sr, clip to [0, 1], dynamic batch, metadata")

@@ -40,14 +40,15 @@ class Source:
     provenance: dict[str, str] = field(default_factory=dict)
 
 
-def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path) -> Source:
-    """Build the network named by ``config``, load ``checkpoint`` strictly and save it for export."""
+def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, overrides: list[str] = ()) -> Source:
+    """Build the network named by ``config`` (with ``Section.key=value`` ``overrides``), load ``checkpoint`` strictly
+    and save it for export."""
     import paddle
 
     from training.config import architecture, load_config
     from training.networks import build_network, load_checkpoint
 
-    spec = architecture(load_config(config))
+    spec = architecture(load_config(config, list(overrides)))
     if not Path(checkpoint).is_file():
         raise InputNotFound(f"checkpoint not found: {checkpoint}")
     net = build_network(spec.backbone, **spec.kwargs)
@@ -75,6 +76,7 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path) -
             "config": Path(config).name,
             "checkpoint": Path(checkpoint).name,
             "checkpoint_sha256": sha256_file(checkpoint),
+            **({"overrides": " ".join(overrides)} if overrides else {}),
         },
     )
 

@@ -37,6 +37,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     convert(
         args.out,
         config=args.config,
+        overrides=args.opt,
         checkpoint=args.checkpoint,
         inference_dir=args.inference_dir,
         algorithm=args.algorithm,
@@ -58,6 +59,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     src = p.add_argument_group("input (a): PaddleOCR config + checkpoint")
     src.add_argument("--config", help="PaddleOCR YAML config (Architecture section is read)")
     src.add_argument("--checkpoint", help="PaddleOCR .pdparams checkpoint")
+    src.add_argument("-o", "--opt", nargs="*", default=[],
+                     help="config overrides Section.key=value, e.g. Architecture.Transform.residual_scale=0.5")
     inf = p.add_argument_group("input (b): Paddle inference model")
     inf.add_argument("--inference-dir", help="directory with inference.json|.pdmodel + inference.pdiparams")
     inf.add_argument("--algorithm", choices=["Telescope", "Gestalt"], help="algorithm of the inference model")

@@ -21,8 +21,9 @@ from core.spec import SCALE
 SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metric", "Train", "Eval")
 ALGORITHMS = {"Telescope": "TBSRN", "Gestalt": "TSRN"}
 """PaddleOCR ``Architecture.algorithm`` -> the backbone its published config uses."""
-TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode", "bicubic_residual"}
-"""PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + network)."""
+TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode",
+                  "bicubic_residual", "residual_scale"}
+"""PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + ``residual_scale`` * network)."""
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -117,8 +118,23 @@ def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
         "hidden_units": int(transform.get("hidden_units", 32)),
         "lr_size": (height // scale, width // scale),
         "bicubic_residual": flag(transform, "bicubic_residual", False, "Architecture.Transform"),
+        "residual_scale": _residual_scale(transform),
     }
     return ArchitectureSpec(algorithm, backbone, flag(transform, "STN", False, "Architecture.Transform"), kwargs)
+
+
+def _residual_scale(transform: dict[str, Any]) -> float:
+    """``Architecture.Transform.residual_scale``: the strength of the network's part of a ``bicubic_residual`` output
+    (default 1). Lowered after training (chosen on val/ by ``training.residual_scale``), it trades fidelity for
+    readability; it has no parameter of its own, so any checkpoint loads under any scale."""
+    value = transform.get("residual_scale")
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"Architecture.Transform.residual_scale must be a number in (0, 1], got {value!r}")
+    if value != 1 and not flag(transform, "bicubic_residual", False, "Architecture.Transform"):
+        raise ConfigError("Architecture.Transform.residual_scale needs bicubic_residual: true (it scales the part added to bicubic)")
+    return float(value)
 
 
 def flag(section: dict[str, Any], key: str, default: bool, where: str = "Global") -> bool:

@@ -119,6 +119,12 @@ def evaluate_splits(
     return result
 
 
+def at_least_bicubic(result: dict[str, Any]) -> bool:
+    """Whether an evaluation's SR is at least bicubic on PSNR (PaddleOCR's figure) and SSIM, averaged over its splits."""
+    avg = (result or {}).get("average", {})
+    return bool(avg) and all(avg["sr"][k] >= avg["bicubic"][k] for k in ("psnr_paddleocr", "ssim"))
+
+
 def _who(prefix: str) -> str:
     return prefix.rstrip("_") or "service"
 

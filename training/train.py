@@ -372,10 +372,9 @@ class Trainer:
         """Whether this evaluation's SR is at least bicubic on PSNR and SSIM (always, without
         ``Global.best_needs_fidelity``): a faithful checkpoint wins ``best_accuracy`` over an unfaithful one whatever
         ``best_metric`` says; an unfaithful one is kept only while no faithful one has been seen."""
-        if not self.settings.best_needs_fidelity:
-            return True
-        avg = (result or {}).get("average", {})
-        return bool(avg) and all(avg["sr"][k] >= avg["bicubic"][k] for k in ("psnr_paddleocr", "ssim"))
+        from training.evaluate import at_least_bicubic
+
+        return not self.settings.best_needs_fidelity or at_least_bicubic(result)
 
     def _eval_and_save(self) -> dict[str, Any]:
         if self.rank != 0:  # only the first rank evaluates and writes checkpoints

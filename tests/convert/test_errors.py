@@ -36,6 +36,20 @@ def test_input_kinds_are_exclusive(capsys, tmp_path):
     assert code == 2 and "go together" in err
 
 
+def test_residual_scale_is_checked(capsys, tmp_path, repo_root):
+    ckpt = save_checkpoint(build_network("TSRN", bicubic_residual=True), tmp_path / "tsrn.pdparams")
+    default = str(repo_root / "training/configs/default_tsrn.yml")
+    for bad in ("0", "1.5", "x", "true"):
+        code, err = _run(capsys, "--config", default, "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"),
+                         "-o", f"Architecture.Transform.residual_scale={bad}")
+        assert code == 2 and "Architecture.Transform.residual_scale must be a number in (0, 1], got" in err
+    code, err = _run(capsys, "--config", default, "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"),
+                     "-o", "Architecture.Transform.residual_scale=0.5", "Architecture.Transform.bicubic_residual=false")
+    assert code == 2 and "residual_scale needs bicubic_residual: true" in err
+    code, err = _run(capsys, "--inference-dir", str(tmp_path), "--out", str(tmp_path / "o"), "-o", "Global.seed=1")
+    assert code == 2 and "config overrides (-o) need --config" in err
+
+
 def test_unknown_algorithm(capsys, tmp_path, repo_root):
     cfg = tmp_path / "cfg.yml"
     cfg.write_text((repo_root / TELESCOPE).read_text().replace("algorithm: Telescope", "algorithm: SRGAN"))

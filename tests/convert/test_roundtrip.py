@@ -136,3 +136,24 @@ def test_bicubic_residual_variant_converts(tmp_path, repo_root):
     want = np.clip(net(paddle.to_tensor(x)).numpy(), 0, 1)
     for name, tol in (("model.onnx", 1e-4), ("model.fp16.onnx", fp16_bound(tmp_path / "o"))):
         assert np.abs(_session(tmp_path / "o" / name).run(["sr"], {"lr": x})[0] - want).max() <= tol
+
+
+def test_residual_scale_converts_and_scales_the_networks_part(tmp_path, repo_root):
+    """`-o Architecture.Transform.residual_scale=0.4`: the ONNX output is bicubic + 0.4 * (the scale-1 output - bicubic),
+    and the manifest records the override."""
+    paddle.seed(5)
+    net = build_network("TSRN", bicubic_residual=True)
+    tail = net.block8[-1]  # zero at init: the network starts as bicubic
+    tail.weight.set_value(paddle.randn(tail.weight.shape) * 0.01)
+    ckpt = save_checkpoint(net, tmp_path / "ckpt.pdparams")
+    cfg = repo_root / "training/configs/default_tsrn.yml"
+    assert main(["convert", "--config", str(cfg), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"),
+                 "-o", "Architecture.Transform.residual_scale=0.4"]) == 0
+    net.eval()
+    x = render_text_crops(7, (16, 64), seed=3)
+    full = net(paddle.to_tensor(x)).numpy()
+    bicubic = paddle.nn.functional.interpolate(paddle.to_tensor(x), size=[32, 128], mode="bicubic").numpy()
+    assert np.abs(full - bicubic).max() > 0.05  # the network's part is not negligible
+    got = _session(tmp_path / "o" / "model.onnx").run(["sr"], {"lr": x})[0]
+    np.testing.assert_allclose(got, np.clip(bicubic + 0.4 * (full - bicubic), 0, 1), atol=1e-4)
+    assert read_manifest(tmp_path / "o").source["overrides"] == "Architecture.Transform.residual_scale=0.4"

@@ -218,6 +218,7 @@ class SRBackbone(nn.Layer):
         stn: bool = False,
         lr_size: tuple[int, int] = (16, 64),
         bicubic_residual: bool = False,
+        residual_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
@@ -238,6 +239,9 @@ class SRBackbone(nn.Layer):
         )
         self.scale = scale_factor
         self.bicubic_residual = bicubic_residual
+        if residual_scale != 1 and not bicubic_residual:
+            raise ConfigError("residual_scale needs bicubic_residual (it scales the part added to bicubic)")
+        self.residual_scale = residual_scale
         if bicubic_residual:  # start as exact bicubic upscaling: the tail conv outputs zero
             tail = getattr(self, f"block{srb_nums + 3}")[-1]
             tail.weight.set_value(paddle.zeros_like(tail.weight))
@@ -260,5 +264,7 @@ class SRBackbone(nn.Layer):
         out = paddle.tanh(getattr(self, f"block{self.srb_nums + 3}")(head + x))
         if self.bicubic_residual:
             size = [lr.shape[2] * self.scale, lr.shape[3] * self.scale]  # size, not scale_factor: paddle2onnx needs it
+            if self.residual_scale != 1:
+                out = out * self.residual_scale
             out = out + F.interpolate(lr, size=size, mode="bicubic", align_corners=False)
         return out

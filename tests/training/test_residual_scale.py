@@ -1,0 +1,48 @@
+"""training.residual_scale: every checkpoint at every scale on val/, the trainer's pick rule, files a user can read."""
+
+from __future__ import annotations
+
+import json
+
+import paddle
+import pytest
+
+from core.errors import ConfigError
+from training.data.synth import generate
+from training.networks import build_network, save_checkpoint
+from training.residual_scale import main
+
+DEFAULT = "training/configs/default_tsrn.yml"
+
+
+def test_sweep_evaluates_each_pair_and_picks_by_the_trainers_rule(tmp_path, repo_root):
+    generate(tmp_path / "d", train=0, test=0, val=16, seed=2, progress=False)
+    paddle.seed(3)
+    noisy = build_network("TSRN", bicubic_residual=True)
+    noisy.block8[-1].weight.set_value(paddle.randn(noisy.block8[-1].weight.shape) * 0.02)  # a part that hurts fidelity
+    checkpoints = [save_checkpoint(noisy, tmp_path / "noisy.pdparams"),
+                   save_checkpoint(build_network("TSRN", bicubic_residual=True), tmp_path / "start.pdparams")]  # bicubic
+    out = tmp_path / "out"
+    code = main(["-c", str(repo_root / DEFAULT), *[a for c in checkpoints for a in ("--checkpoint", str(c))],
+                 "--data", str(tmp_path / "d" / "val"), "--scales", "0.5", "1", "--out", str(out)])
+    result = json.loads((out / "residual_scale.json").read_text())
+    rows = {(r["checkpoint"].split("/")[-1], r["scale"]): r for r in result["rows"]}
+    assert len(rows) == 4 and (out / "residual_scale.png").stat().st_size > 0
+    assert rows["noisy.pdparams", 1.0]["psnr_gain"] < rows["noisy.pdparams", 0.5]["psnr_gain"] < 0  # half the part, less harm
+    for scale in (0.5, 1.0):  # the starting network is bicubic whatever the scale
+        assert rows["start.pdparams", scale]["psnr_gain"] == pytest.approx(0, abs=1e-3)
+        assert rows["start.pdparams", scale]["accuracy"] == rows["start.pdparams", scale]["accuracy_bicubic"]
+    faithful = [r for r in result["rows"] if r["faithful"]]
+    assert result["pick"] == (max(faithful, key=lambda r: r["accuracy"]) if faithful else None)
+    assert code == (0 if faithful else 1)
+    assert not rows["noisy.pdparams", 1.0]["faithful"]
+
+
+def test_sweep_refuses_a_network_without_a_bicubic_residual_and_bad_scales(tmp_path, repo_root):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text((repo_root / DEFAULT).read_text().replace("bicubic_residual: True", "bicubic_residual: False"))
+    ckpt = str(save_checkpoint(build_network("TSRN"), tmp_path / "a.pdparams"))
+    with pytest.raises(ConfigError, match="residual_scale needs bicubic_residual: true"):
+        main(["-c", str(cfg), "--checkpoint", ckpt, "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    with pytest.raises(ConfigError, match=r"scales must be in \(0, 1\], got 1.5"):
+        main(["-c", str(repo_root / DEFAULT), "--checkpoint", ckpt, "--data", str(tmp_path), "--scales", "1.5", "--out", str(tmp_path / "o")])

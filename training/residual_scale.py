@@ -1,0 +1,103 @@
+"""Choose the residual strength on val/: SR = bicubic + s * (the network's part), for checkpoints x scales.
+
+    .venv/bin/python -m training.residual_scale -c training/configs/default_tsrn.yml --data train_data/synth/val \
+        --checkpoint output/a/best_accuracy.pdparams [--checkpoint ...] --scales 0.3 0.4 0.5 0.7 1 --out output/scale
+
+A network trained with ``bicubic_residual`` adds its part to bicubic; lowering that part after training trades fidelity
+for readability (the service recognizer reads a half-strength residual better than the full one; notes). Each pair is
+evaluated in Paddle on every split under ``--data`` (PSNR, SSIM, the service recognizer's accuracy, McNemar against
+bicubic); the pick is the trainer's rule for ``best_accuracy`` (``Global.best_needs_fidelity``): the best accuracy
+among pairs whose SR is at least bicubic on PSNR and SSIM. Writes ``residual_scale.json`` (every pair and the pick)
+and ``residual_scale.png`` (accuracy and PSNR gain over bicubic against the scale). Choose on val/, never on test/.
+Convert the pick with ``textsr convert ... -o Architecture.Transform.residual_scale=S``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from training.evaluate import Memoized, at_least_bicubic, default_recognizer, evaluate_sr
+
+
+def sweep(config: str | Path, checkpoints: list[str], data: str | Path, scales: list[float],
+          max_images: int | None = None) -> dict[str, Any]:
+    """Evaluate every checkpoint at every scale; return ``{"rows": [...], "pick": row or None}``."""
+    from tqdm import tqdm
+
+    from training.config import architecture, load_config
+    from training.networks import build_network, load_checkpoint
+
+    from core.errors import ConfigError
+
+    for s in scales:
+        if not 0 < s <= 1:
+            raise ConfigError(f"scales must be in (0, 1], got {s}")
+    spec = architecture(load_config(config, ["Architecture.Transform.residual_scale=0.5"]))  # refuses a non-residual config
+    reader, rows = Memoized(default_recognizer()), []
+    bar = tqdm(total=len(checkpoints) * len(scales), desc="residual scale", unit="eval")
+    for checkpoint in checkpoints:
+        net = load_checkpoint(build_network(spec.backbone, **spec.kwargs), checkpoint)
+        net.eval()
+        for scale in scales:
+            net.residual_scale = scale
+            result = evaluate_sr(net, data, max_images, reader)
+            avg = result["average"]
+            rows.append({
+                "checkpoint": str(checkpoint), "scale": scale, "faithful": at_least_bicubic(result),
+                "accuracy": avg["accuracy"]["sr"], "accuracy_bicubic": avg["accuracy"]["bicubic"],
+                "psnr_gain": avg["sr"]["psnr_paddleocr"] - avg["bicubic"]["psnr_paddleocr"],
+                "ssim_gain": avg["sr"]["ssim"] - avg["bicubic"]["ssim"], "sr_vs_bicubic": avg["sr_vs_bicubic"]["service"],
+            })
+            bar.update(1)
+            bar.set_postfix(scale=scale, acc=f"{100 * (rows[-1]['accuracy'] - rows[-1]['accuracy_bicubic']):+.2f}pt")
+    bar.close()
+    faithful = [r for r in rows if r["faithful"]]
+    return {"data": str(data), "rows": rows, "pick": max(faithful, key=lambda r: r["accuracy"]) if faithful else None}
+
+
+def plot(result: dict[str, Any], path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (acc, psnr) = plt.subplots(1, 2, figsize=(11, 4))
+    for checkpoint in dict.fromkeys(r["checkpoint"] for r in result["rows"]):
+        rows = [r for r in result["rows"] if r["checkpoint"] == checkpoint]
+        label = Path(checkpoint).parent.name + "/" + Path(checkpoint).stem
+        acc.plot([r["scale"] for r in rows], [100 * (r["accuracy"] - r["accuracy_bicubic"]) for r in rows], "-o", label=label)
+        psnr.plot([r["scale"] for r in rows], [r["psnr_gain"] for r in rows], "-o", label=label)
+    for ax, title in ((acc, "service recognizer: SR - bicubic (points)"), (psnr, "PSNR: SR - bicubic (dB)")):
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set(title=title, xlabel="residual scale")
+    acc.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-c", "--config", required=True)
+    ap.add_argument("--checkpoint", action="append", required=True, help="a .pdparams (repeat for several)")
+    ap.add_argument("--data", required=True, help="the selection split (val/), never test/")
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
+    ap.add_argument("--max-images", type=int)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = sweep(args.config, args.checkpoint, args.data, args.scales, args.max_images)
+    (out / "residual_scale.json").write_text(json.dumps(result, indent=1))
+    plot(result, out / "residual_scale.png")
+    pick = result["pick"]
+    print(f"pick: {pick['checkpoint']} at residual_scale={pick['scale']}" if pick else "no pair is at least bicubic on PSNR and SSIM")
+    return 0 if pick else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
