@@ -27,10 +27,9 @@ def sweep(config: str | Path, checkpoints: list[str], data: str | Path, scales: 
     """Evaluate every checkpoint at every scale; return ``{"rows": [...], "pick": row or None}``."""
     from tqdm import tqdm
 
+    from core.errors import ConfigError
     from training.config import architecture, load_config
     from training.networks import build_network, load_checkpoint
-
-    from core.errors import ConfigError
 
     for s in scales:
         if not 0 < s <= 1:
