@@ -84,10 +84,11 @@ def targets_table(metrics: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config: Path, data_note: str, extra: str = "") -> Path:
-    """Render the card next to the model's manifest; returns its path."""
+def write_card(model_dir: Path, metrics: dict[str, Any], train_dirs: list[Path], config: Path, data_note: str, extra: str = "") -> Path:
+    """Render the card next to the model's manifest; returns its path. ``train_dirs``: the run's folders in order (a run
+    continued in another folder lists both); the manifest names the checkpoint that was converted."""
     m = read_manifest(model_dir)
-    rows = [json.loads(line) for line in (train_dir / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for d in train_dirs for line in (d / "train_log.jsonl").read_text().splitlines() if line.strip()]
     losses = [r for r in rows if "loss" in r]
     steps = max((r["step"] for r in rows), default=0)
     wall, offset, last = 0.0, 0.0, 0.0
@@ -96,9 +97,12 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config
         if t < last:
             offset += last
         last, wall = t, offset + t
-    best = train_dir / "best_accuracy.states"
-    best_step = json.loads(best.read_text()).get("global_step") if best.is_file() else None
-    shipped = f" (shipped: the best evaluated checkpoint, step {best_step})" if best_step is not None else ""
+    best = train_dirs[-1] / "best_accuracy.states"
+    if m.source.get("checkpoint") == "best_accuracy.pdparams" and best.is_file():
+        shipped = f" (shipped: the best evaluated checkpoint, step {json.loads(best.read_text()).get('global_step')})"
+    else:
+        shipped = f" (shipped: the last checkpoint, step {steps})"
+    convert = f"textsr convert -o {m.source['overrides']}" if m.source.get("overrides") else "textsr convert"
     table = [TABLE_HEAD.format(first="split"), TABLE_RULE]
     table += [metrics_row(name, split) for name, split in metrics["splits"].items()]
     table.append(metrics_row("**average**", metrics["average"]))
@@ -111,7 +115,7 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dir: Path, config
   (no STN, no recognizer): input `{m.input.name}` float32 {m.input.shape} RGB in [0, 1], output `{m.output.name}` {m.output.shape} clipped to [0, 1].
 - **Graphs**: {", ".join(f"`{g.file}` ({g.precision}, verified against {g.verification.reference}: max abs diff {g.verification.max_abs_diff:.2g} <= {g.verification.tolerance:g})" for g in m.graphs)}.
 - **Data**: {data_note}
-- **Recipe**: `{config}` (`make train-default`): loss {read_loss(config)}, {steps} steps{shipped}, then `textsr convert`.
+- **Recipe**: `{config}` (`make train-default`): loss {read_loss(config)}, {steps} steps{shipped}, then `{convert}`.
 - **Hardware and time**: {platform.machine()} CPU, {os.cpu_count()} cores, Paddle {m.versions.get("paddle", "?")}; {wall / 60:.0f} min of training.
 - **Evaluation**: `textsr eval` on the synthetic test splits ({next(iter(metrics["splits"].values()))["sr"]["images"]} images each);
   PSNR "PaddleOCR's way" averages per-batch-of-16 values, "per image" averages per-image PSNR; recognition by the service's
@@ -146,7 +150,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description="Write MODEL_CARD.md for a converted model from its metrics.json and training log.")
     ap.add_argument("--model-dir", type=Path, required=True)
-    ap.add_argument("--train-dir", type=Path, required=True, help="Global.save_model_dir of the training run")
+    ap.add_argument("--train-dir", type=Path, nargs="+", required=True,
+                    help="Global.save_model_dir of the training run (several, in order, for a run continued elsewhere)")
     ap.add_argument("--config", type=Path, required=True)
     ap.add_argument("--data-note", required=True, help="one sentence on the training data")
     ap.add_argument("--extra", type=Path, help="a Markdown file appended to the card (notes, ablations)")

@@ -6,14 +6,16 @@ import json
 from pathlib import Path
 
 
-def plot_curves(log_path: str | Path, out_path: str | Path) -> Path:
-    """Plot the loss and the PSNR/SSIM of SR vs bicubic from a ``train_log.jsonl``."""
+def plot_curves(log_paths: str | Path | list[str | Path], out_path: str | Path) -> Path:
+    """Plot the loss and the PSNR/SSIM of SR vs bicubic from a ``train_log.jsonl`` (or several, in order: a run
+    continued in another folder)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    paths = log_paths if isinstance(log_paths, list) else [log_paths]
+    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
     losses = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     evals = [(r["step"], r["eval"]["average"]) for r in rows if r.get("eval")]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -31,3 +33,17 @@ def plot_curves(log_path: str | Path, out_path: str | Path) -> Path:
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
     return Path(out_path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Training curves (loss, eval PSNR/SSIM) of one run from its folders, in order.")
+    ap.add_argument("train_dirs", type=Path, nargs="+", help="Global.save_model_dir of each part of the run")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    print(plot_curves([d / "train_log.jsonl" for d in args.train_dirs], args.out))
+
+
+if __name__ == "__main__":
+    main()

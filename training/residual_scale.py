@@ -81,13 +81,23 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-c", "--config", required=True)
-    ap.add_argument("--checkpoint", action="append", required=True, help="a .pdparams (repeat for several)")
-    ap.add_argument("--data", required=True, help="the selection split (val/), never test/")
+    ap.add_argument("--pick", metavar="OUT", help="only print the scale picked by an earlier sweep written to OUT")
+    ap.add_argument("-c", "--config")
+    ap.add_argument("--checkpoint", action="append", help="a .pdparams (repeat for several)")
+    ap.add_argument("--data", help="the selection split (val/), never test/")
     ap.add_argument("--scales", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
     ap.add_argument("--max-images", type=int)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
     args = ap.parse_args(argv)
+    if args.pick:
+        pick = json.loads((Path(args.pick) / "residual_scale.json").read_text())["pick"]
+        if pick is None:
+            ap.error(f"the sweep in {args.pick} found no scale at least bicubic on PSNR and SSIM")
+        print(pick["scale"])
+        return 0
+    missing = [f"--{k}" for k in ("config", "checkpoint", "data", "out") if not getattr(args, k)]
+    if missing:
+        ap.error(f"a sweep needs {', '.join(missing)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = sweep(args.config, args.checkpoint, args.data, args.scales, args.max_images)

@@ -137,3 +137,40 @@ def test_make_ablation_run_end_to_end(tmp_path, repo_root):
         terms = {k for row in log for k in row if k.startswith("loss_")}
         assert terms == terms_logged, arm
     assert "for up to 2 steps of batch 8" in (out / "ablation.md").read_text()
+
+
+@pytest.mark.slow
+def test_make_ship_run_and_ship_default_end_to_end(tmp_path, repo_root):
+    """`make ship-run ship-default` at toy size: the recipe, then the EMA continuation from its last checkpoint, the
+    residual scale chosen on val/ (here the training crops themselves, learnt by heart with pixel MSE at a higher
+    learning rate, so that SR beats bicubic there), converted with that scale, evaluated on test/, with its card."""
+    import shutil
+    from pathlib import Path
+
+    from core.manifest import read_manifest
+    from training.data.synth import generate
+
+    data = tmp_path / "data"
+    generate(data, train=8, test=2, seed=3, progress=False)
+    shutil.copytree(data / "train", data / "val")
+    venv = Path(sys.executable).parent.parent
+    model, runs = tmp_path / "model", tmp_path / "ship"
+    subprocess.run(
+        ["make", "-s", "-C", str(repo_root), "ship-run", "ship-default", f"VENV={venv}", f"ABLATION_DATA={data}",
+         f"DEFAULT_MODEL={model}", f"SHIP_RUN={runs}", "SHIP_BASE_STEPS=20", "SHIP_STEPS=30", "SHIP_SCALES=0.5 1",
+         "SHIP_EXTRA=Optimizer.lr.values=[0.0005,0.0005] Global.epoch_num=100 Loss.teacher_weight=0 Global.eval_batch_step=[0,10]"],
+        check=True, capture_output=True, timeout=900,
+    )
+    assert json.loads((runs / "base" / "latest.states").read_text())["global_step"] == 20
+    ema = json.loads((runs / "ema" / "latest.states").read_text())
+    assert ema["global_step"] == 30 and ema["config"]["Global"]["ema_decay"] == 0.995 and (runs / "ema" / "latest.train.pdparams").is_file()
+    sweep = json.loads((runs / "scale" / "residual_scale.json").read_text())
+    assert {r["scale"] for r in sweep["rows"]} == {0.5, 1.0} and sweep["pick"]["faithful"]
+    manifest = read_manifest(model)
+    assert manifest.source["overrides"] == f"Architecture.Transform.residual_scale={sweep['pick']['scale']}"
+    assert manifest.source["checkpoint"] == "latest.pdparams" and (model / "source" / "latest.pdparams").is_file()
+    assert set(json.loads((model / "metrics.json").read_text())["splits"]) == {"easy", "medium", "hard", "unseen"}
+    card = (model / "MODEL_CARD.md").read_text()
+    assert f"30 steps (shipped: the last checkpoint, step 30), then `textsr convert -o {manifest.source['overrides']}`" in card
+    for picture in ("grid.png", "training_curves.png", "residual_scale.png"):
+        assert (model / picture).stat().st_size > 1000

@@ -19,12 +19,26 @@ def test_card_reads_steps_time_best_step_and_metrics(tmp_path, model_dir_any, re
            {"step": 30, "loss": 0.08, "time_s": 300.0}]  # resumed after step 20: the clock restarted
     (run / "train_log.jsonl").write_text("\n".join(json.dumps(r) for r in log) + "\n")
     (run / "best_accuracy.states").write_text(json.dumps({"global_step": 20}))
-    card = write_card(model, metrics, run, repo_root / "training/configs/default_tsrn.yml", "synthetic pairs.", "## Notes\nextra").read_text()
-    assert "30 steps (shipped: the best evaluated checkpoint, step 20)" in card
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["source"] = {**manifest["source"], "checkpoint": "best_accuracy.pdparams"}
+    manifest["source"].pop("overrides", None)
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    config = repo_root / "training/configs/default_tsrn.yml"
+    card = write_card(model, metrics, [run], config, "synthetic pairs.", "## Notes\nextra").read_text()
+    assert "30 steps (shipped: the best evaluated checkpoint, step 20), then `textsr convert`." in card
     assert "25 min of training" in card  # 1200 s + 300 s
     avg = metrics["average"]
     assert f"{avg['bicubic']['psnr_paddleocr']:.2f} / {avg['sr']['psnr_paddleocr']:.2f}" in card
     assert card.rstrip().endswith("extra")
+    # the last checkpoint of a run continued in a second folder, converted with an override
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "train_log.jsonl").write_text(json.dumps({"step": 40, "loss": 0.07, "time_s": 120.0}) + "\n")
+    manifest["source"].update(checkpoint="latest.pdparams", overrides="Architecture.Transform.residual_scale=0.4")
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    card = write_card(model, metrics, [run, more], config, "synthetic pairs.").read_text()
+    assert "40 steps (shipped: the last checkpoint, step 40), then `textsr convert -o Architecture.Transform.residual_scale=0.4`" in card
+    assert "27 min of training" in card  # + 120 s
 
 
 def test_targets_table_says_met_or_missed():

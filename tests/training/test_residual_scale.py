@@ -15,7 +15,7 @@ from training.residual_scale import main
 DEFAULT = "training/configs/default_tsrn.yml"
 
 
-def test_sweep_evaluates_each_pair_and_picks_by_the_trainers_rule(tmp_path, repo_root):
+def test_sweep_evaluates_each_pair_and_picks_by_the_trainers_rule(tmp_path, repo_root, capsys):
     generate(tmp_path / "d", train=0, test=0, val=16, seed=2, progress=False)
     paddle.seed(3)
     noisy = build_network("TSRN", bicubic_residual=True)
@@ -36,6 +36,15 @@ def test_sweep_evaluates_each_pair_and_picks_by_the_trainers_rule(tmp_path, repo
     assert result["pick"] == (max(faithful, key=lambda r: r["accuracy"]) if faithful else None)
     assert code == (0 if faithful else 1)
     assert not rows["noisy.pdparams", 1.0]["faithful"]
+
+    # what `make ship-default` converts with
+    capsys.readouterr()
+    (out / "residual_scale.json").write_text(json.dumps({**result, "pick": {**result["rows"][0], "scale": 0.4}}))
+    assert main(["--pick", str(out)]) == 0 and capsys.readouterr().out.strip() == "0.4"
+    (out / "residual_scale.json").write_text(json.dumps({**result, "pick": None}))
+    with pytest.raises(SystemExit):
+        main(["--pick", str(out)])
+    assert "found no scale at least bicubic" in capsys.readouterr().err
 
 
 def test_sweep_refuses_a_network_without_a_bicubic_residual_and_bad_scales(tmp_path, repo_root):
