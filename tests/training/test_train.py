@@ -294,8 +294,10 @@ def test_committed_resume_points_resume(run, repo_root, data, tmp_path):
     ])
     assert cfg["Loss"] == {**states["config"]["Loss"], "name": "RecognitionLoss"}
     assert cfg["Optimizer"] == states["config"]["Optimizer"]  # the command continues at the learning rate it ended with
+    assert cfg["Global"].get("ema_decay") == states["config"]["Global"].get("ema_decay")  # the average goes on, or stays off
     t = Trainer(cfg, log=lambda s: None)
     assert t.step == states["global_step"] > 0
+    assert (t.ema is not None) == bool(states["config"]["Global"].get("ema_decay"))
     moments = [k for k in t.optimizer.state_dict() if "moment1" in str(k)]
     assert moments and any(float(np.abs(t.optimizer.state_dict()[k].numpy()).max()) > 0 for k in moments)
     lr, hr, labels = next(t.data.batches(2))
