@@ -10,7 +10,7 @@ import pytest
 from core.errors import ConfigError
 from training.data.synth import generate
 from training.networks import build_network, save_checkpoint
-from training.residual_scale import main
+from training.residual_scale import main, pick
 
 DEFAULT = "training/configs/default_tsrn.yml"
 
@@ -32,9 +32,7 @@ def test_sweep_evaluates_each_pair_and_picks_by_the_trainers_rule(tmp_path, repo
     for scale in (0.5, 1.0):  # the starting network is bicubic whatever the scale
         assert rows["start.pdparams", scale]["psnr_gain"] == pytest.approx(0, abs=1e-3)
         assert rows["start.pdparams", scale]["accuracy"] == rows["start.pdparams", scale]["accuracy_bicubic"]
-    faithful = [r for r in result["rows"] if r["faithful"]]
-    assert result["pick"] == (max(faithful, key=lambda r: r["accuracy"]) if faithful else None)
-    assert code == (0 if faithful else 1)
+    assert result["pick"] == pick(result["rows"]) and code == (0 if result["pick"] else 1)
     assert not rows["noisy.pdparams", 1.0]["faithful"]
 
     # what `make ship-default` converts with
@@ -44,7 +42,16 @@ def test_sweep_evaluates_each_pair_and_picks_by_the_trainers_rule(tmp_path, repo
     (out / "residual_scale.json").write_text(json.dumps({**result, "pick": None}))
     with pytest.raises(SystemExit):
         main(["--pick", str(out)])
-    assert "found no scale at least bicubic" in capsys.readouterr().err
+    assert "found no scale that reads better than bicubic" in capsys.readouterr().err
+
+
+def test_pick_reads_better_than_bicubic_then_is_most_faithful():
+    def row(scale, acc, psnr, faithful=True):
+        return {"scale": scale, "accuracy": acc, "accuracy_bicubic": 0.5, "psnr_gain": psnr, "faithful": faithful}
+
+    rows = [row(0.3, 0.52, 0.4), row(0.4, 0.51, 0.6), row(0.5, 0.50, 0.8), row(0.6, 0.49, 1.0), row(0.7, 0.53, 1.2, False)]
+    assert pick(rows)["scale"] == 0.4  # 0.5 only ties bicubic, 0.6 reads worse, 0.7 is below bicubic on SSIM
+    assert pick(rows[2:4]) is None
 
 
 def test_sweep_refuses_a_network_without_a_bicubic_residual_and_bad_scales(tmp_path, repo_root):
