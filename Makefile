@@ -98,16 +98,19 @@ ablation-table:
 	for up to $(ABLATION_STEPS) steps of batch 8 with the default config, and keep the checkpoint that reads best on val/; \
 	$(foreach arm,$(filter-out feature,$(ARMS)),$(ARM_LABEL_$(arm)) sets \`$(ARM_SET_$(arm))\`;) \`make ablation-run\`."
 
-## The residual scale that reads best on val/ among those whose SR is at least bicubic on PSNR and SSIM there
-## (training.residual_scale), then convert (+fp16), evaluate on test/ and write the card.
+## The residual scale chosen on val/ (training.residual_scale: the most faithful of those that read more crops than
+## bicubic at bicubic's PSNR and SSIM; none: nothing ships), or SHIP_SCALE if given; then convert (+fp16), evaluate on
+## test/ and write the card.
 SHIP_CHECKPOINT ?= $(SHIP_RUN)/ema/latest.pdparams
+SHIP_SCALE      ?=
 ship-default:
 	$(BIN)/python -m training.residual_scale -c $(DEFAULT_CONFIG) --data $(ABLATION_DATA)/val --checkpoint $(SHIP_CHECKPOINT) \
-	    --scales $(SHIP_SCALES) --out $(SHIP_RUN)/scale
+	    --scales $(SHIP_SCALES) --out $(SHIP_RUN)/scale || test -n "$(SHIP_SCALE)"
+	$(if $(SHIP_SCALE),echo $(SHIP_SCALE),$(BIN)/python -m training.residual_scale --pick $(SHIP_RUN)/scale) > $(SHIP_RUN)/scale/picked
 	$(BIN)/textsr convert --config $(DEFAULT_CONFIG) --checkpoint $(SHIP_CHECKPOINT) --out $(DEFAULT_MODEL) --name gestalt-tsrn-synth \
-	    --fp16 -o Architecture.Transform.residual_scale=$$($(BIN)/python -m training.residual_scale --pick $(SHIP_RUN)/scale)
+	    --fp16 -o Architecture.Transform.residual_scale=$$(cat $(SHIP_RUN)/scale/picked)
 	mkdir -p $(DEFAULT_MODEL)/source && cp $(SHIP_CHECKPOINT) $(DEFAULT_MODEL)/source/
-	cp $(SHIP_RUN)/scale/residual_scale.png $(DEFAULT_MODEL)/
+	cp $(SHIP_RUN)/scale/residual_scale.png $(SHIP_RUN)/scale/residual_scale.json $(DEFAULT_MODEL)/
 	$(BIN)/python -m training.plots $(SHIP_RUN)/base $(SHIP_RUN)/ema --out $(DEFAULT_MODEL)/training_curves.png
 	$(BIN)/textsr eval --model-dir $(DEFAULT_MODEL) --data $(ABLATION_DATA)/test --out $(DEFAULT_MODEL)
 	$(MAKE) card

@@ -51,7 +51,7 @@ def alignment(grad, image, hr) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "train_data/synth/val")
-    ap.add_argument("--checkpoint", type=Path, default=ROOT / "models/gestalt-tsrn-synth/source/best_accuracy.pdparams")
+    ap.add_argument("--checkpoint", type=Path, default=ROOT / "models/gestalt-tsrn-synth/source/latest.pdparams")
     ap.add_argument("--crops", type=int, default=48)
     ap.add_argument("--views", type=int, default=4, help="random views averaged per gradient when eot is on")
     ap.add_argument("--terms", nargs="+", choices=list(TERMS), default=list(TERMS))

@@ -95,6 +95,18 @@ def test_default_model_claims(repo_root):
     assert advice == (rec["sr"] < rec["bicubic"])
     assert avg["sr"]["psnr_paddleocr"] > avg["bicubic"]["psnr_paddleocr"] and avg["sr"]["ssim"] > avg["bicubic"]["ssim"]
     assert f"SSIM {avg['sr']['ssim']:.4f} vs {avg['bicubic']['ssim']:.4f}" in models
+    # the recognition docs quote the same test set
+    readme = " ".join((repo_root / "README.md").read_text().split())
+    p = metrics["average"]["sr_vs_bicubic"]["service"]["p"]
+    assert (f"it reads the SR image ({100 * rec['sr']:.1f}%) as well as the raw crop (like bicubic: {100 * rec['bicubic']:.1f}%;"
+            f" paired p = {p:.2g}; a held-out recognizer agrees: {100 * held['sr']:.1f}% vs {100 * held['bicubic']:.1f}%)") in readme
+    # the shipped strength is the one the README and the manifest name, picked by the committed sweep on val/
+    from training.residual_scale import pick
+
+    sweep = json.loads((DEFAULT / "residual_scale.json").read_text())
+    assert sweep["pick"] == pick(sweep["rows"]) and "val" in sweep["data"]
+    overrides = read_manifest(DEFAULT).source["overrides"]
+    assert overrides == f"Architecture.Transform.residual_scale={sweep['pick']['scale']}" and f"-o {overrides}" in models
 
 
 def test_default_model_against_the_previous_default(repo_root):

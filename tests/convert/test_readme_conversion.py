@@ -26,5 +26,6 @@ def test_readme_convert_command_runs(tmp_path):
     made = read_manifest(tmp_path / "out")
     shipped = read_manifest(ROOT / "models" / made.name)
     assert made.source["checkpoint_sha256"] == shipped.source["checkpoint_sha256"]
+    assert made.source.get("overrides") == shipped.source.get("overrides")  # at the shipped residual strength
     assert made.graph().verification.max_abs_diff <= 1e-4
     assert "[1/" in README and "max |diff|" in README  # the README shows the command's output too
