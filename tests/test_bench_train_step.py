@@ -28,3 +28,13 @@ def test_train_step_bench_writes_its_table(tmp_path, repo_root):
     assert set(results) == {"tsrn_mse_plain_tail@1", "tsrn_mse@1", "log_softmax_paddle@1", "log_softmax_logsumexp@1"}
     assert all(r["seconds"] > 0 for r in results.values()) and "| log_softmax_logsumexp" in md.read_text()
     assert "TSRN step (pixel MSE), 1 thread(s):" in md.read_text()  # the before/after line of a pair it ran
+
+
+def test_readme_quotes_the_recorded_training_step_figures(repo_root):
+    results = json.loads((repo_root / "bench/results/train_step-cpu-2core.json").read_text())["results"]
+    r = {k.removesuffix("@1"): v["seconds"] for k, v in results.items() if k.endswith("@1")}
+    readme = " ".join((repo_root / "README.md").read_text().split())
+    assert (f"costs {r['recipe_after']:.2f} s per batch of 8 on one core, {r['recipe_before']:.2f} s before the tail convolution"
+            f" was folded (TSRN alone: {r['tsrn_mse_plain_tail']:.2f} -> {r['tsrn_mse']:.2f} s;") in readme
+    assert f"(its forward + backward: {r['recognizer_forward_backward_unfused']:.2f} -> {r['recognizer_forward_backward']:.2f} s)" in readme
+    assert f"costs {r['recognition_after']:.2f} s; it cost {r['recognition_before']:.2f} s as first written" in readme
