@@ -132,9 +132,7 @@ def _residual_scale(transform: dict[str, Any]) -> float:
         return 1.0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
         raise ConfigError(f"Architecture.Transform.residual_scale must be a number in (0, 1], got {value!r}")
-    if value != 1 and not flag(transform, "bicubic_residual", False, "Architecture.Transform"):
-        raise ConfigError("Architecture.Transform.residual_scale needs bicubic_residual: true (it scales the part added to bicubic)")
-    return float(value)
+    return float(value)  # the network refuses it without bicubic_residual
 
 
 def flag(section: dict[str, Any], key: str, default: bool, where: str = "Global") -> bool:

@@ -191,10 +191,10 @@ class Memoized:
         todo = sorted(i for k, i in first.items() if k not in self.memo)
         if todo:
             self.memo.update(zip([keys[i] for i in todo], self.recognizer(batch[todo])))
-            for old in list(self.memo)[: max(0, len(self.memo) - self.max_entries)]:
-                if old not in keys:
-                    del self.memo[old]
-        return [self.memo[k] for k in keys]
+        answers = [self.memo[k] for k in keys]
+        while len(self.memo) > self.max_entries:  # dicts keep insertion order: the oldest reading goes first
+            del self.memo[next(iter(self.memo))]
+        return answers
 
 
 HELDOUT_PACKAGE, HELDOUT_FILE = "rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx"

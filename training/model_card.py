@@ -88,7 +88,9 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dirs: list[Path],
     """Render the card next to the model's manifest; returns its path. ``train_dirs``: the run's folders in order (a run
     continued in another folder lists both); the manifest names the checkpoint that was converted."""
     m = read_manifest(model_dir)
-    rows = [json.loads(line) for d in train_dirs for line in (d / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    from training.plots import read_logs
+
+    rows = read_logs([d / "train_log.jsonl" for d in train_dirs])
     losses = [r for r in rows if "loss" in r]
     steps = max((r["step"] for r in rows), default=0)
     wall, offset, last = 0.0, 0.0, 0.0

@@ -6,6 +6,11 @@ import json
 from pathlib import Path
 
 
+def read_logs(log_paths: list[str | Path]) -> list[dict]:
+    """The rows of one or more ``train_log.jsonl`` files, in order (a run continued in another folder)."""
+    return [json.loads(line) for p in log_paths for line in Path(p).read_text().splitlines() if line.strip()]
+
+
 def plot_curves(log_paths: str | Path | list[str | Path], out_path: str | Path) -> Path:
     """Plot the loss and the PSNR/SSIM of SR vs bicubic from a ``train_log.jsonl`` (or several, in order: a run
     continued in another folder)."""
@@ -14,8 +19,7 @@ def plot_curves(log_paths: str | Path | list[str | Path], out_path: str | Path) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = log_paths if isinstance(log_paths, list) else [log_paths]
-    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
+    rows = read_logs(log_paths if isinstance(log_paths, list) else [log_paths])
     losses = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     evals = [(r["step"], r["eval"]["average"]) for r in rows if r.get("eval")]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))

@@ -36,10 +36,10 @@ def sweep(config: str | Path, checkpoints: list[str], data: str | Path, scales: 
     for s in scales:
         if not 0 < s <= 1:
             raise ConfigError(f"scales must be in (0, 1], got {s}")
-    spec = architecture(load_config(config, ["Architecture.Transform.residual_scale=0.5"]))  # refuses a non-residual config
+    spec = architecture(load_config(config, [f"Architecture.Transform.residual_scale={scales[0]}"]))
     reader, rows = Memoized(default_recognizer()), []
     bar = tqdm(total=len(checkpoints) * len(scales), desc="residual scale", unit="eval")
-    for checkpoint in checkpoints:
+    for checkpoint in checkpoints:  # build_network refuses a residual_scale without bicubic_residual
         net = load_checkpoint(build_network(spec.backbone, **spec.kwargs), checkpoint)
         net.eval()
         for scale in scales:

@@ -53,8 +53,8 @@ class FoldedConv2D(nn.Conv2D):
 
     Same numbers up to fp32 rounding, and its gradients. Paddle's direct CPU kernel is slow for a wide kernel with few
     output channels: the tail conv's (9x9, 64 -> 3 channels at HR) forward + backward took 1.2 s alone (batch of 8, one
-    core), this form 0.12 s; a TSRN training step went from 1.81 to 1.11 s (``bench/train_step.py``). Static graphs (``jit.to_static``, so every export) keep
-    the plain convolution: the ONNX graph is unchanged.
+    core), this form 0.12 s; a TSRN training step went from 1.81 to 1.11 s (``bench/train_step.py``). Static graphs
+    (``jit.to_static``, so every export) keep the plain convolution: the ONNX graph is unchanged.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
@@ -240,7 +240,9 @@ class SRBackbone(nn.Layer):
         self.scale = scale_factor
         self.bicubic_residual = bicubic_residual
         if residual_scale != 1 and not bicubic_residual:
-            raise ConfigError("residual_scale needs bicubic_residual (it scales the part added to bicubic)")
+            raise ConfigError(
+                "Architecture.Transform.residual_scale needs bicubic_residual: true (it scales the part added to bicubic)"
+            )
         self.residual_scale = residual_scale
         if bicubic_residual:  # start as exact bicubic upscaling: the tail conv outputs zero
             tail = getattr(self, f"block{srb_nums + 3}")[-1]

@@ -200,14 +200,18 @@ def _fuse(plan: list, const: Callable[[str], np.ndarray | None], keep: set[str])
             if bias is not None and weight is not None and bias.shape == (1, weight.shape[0], 1, 1):
                 fused[i] = (op, [*ins, other(j, outs[0])], plan[j][2], attrs)
                 dropped.add(j)
-        elif op == "Div" and scalar(ins[1], 2**0.5) and (e := sole(outs[0], "Erf")) is not None:
-            x = ins[0]
-            a = sole(plan[e][2][0], "Add")
-            m = a if a is None or not scalar(other(a, plan[e][2][0]), 1.0) else sole(plan[a][2][0], "Mul")
-            h = m if m is None or other(m, plan[a][2][0]) != x else sole(plan[m][2][0], "Mul")
-            if h is not None and scalar(other(h, plan[m][2][0]), 0.5):
-                fused[i] = ("Gelu", [x], plan[h][2], {})
-                dropped.update((e, a, m, h))
+        elif op == "Div" and scalar(ins[1], 2**0.5):  # x / sqrt 2 -> Erf -> + 1 -> * x -> * 0.5
+            x, value, chain = ins[0], outs[0], []
+            for want, operand_ok in (("Erf", None), ("Add", lambda o: scalar(o, 1.0)), ("Mul", lambda o, x=x: o == x),
+                                     ("Mul", lambda o: scalar(o, 0.5))):
+                j = sole(value, want)
+                if j is None or (operand_ok is not None and not operand_ok(other(j, value))):
+                    break
+                chain.append(j)
+                value = plan[j][2][0]
+            else:
+                fused[i] = ("Gelu", [x], [value], {})
+                dropped.update(chain)
     return [node for i, node in enumerate(fused) if i not in dropped]
 
 
