@@ -54,6 +54,12 @@ def test_pick_reads_better_than_bicubic_then_is_most_faithful():
     assert pick(rows[2:4]) is None
 
 
+def test_sweep_names_the_missing_arguments(capsys):
+    with pytest.raises(SystemExit):
+        main(["--config", DEFAULT, "--checkpoint", "a.pdparams"])
+    assert "a sweep needs --data, --out" in capsys.readouterr().err
+
+
 def test_sweep_refuses_a_network_without_a_bicubic_residual_and_bad_scales(tmp_path, repo_root):
     cfg = tmp_path / "c.yml"
     cfg.write_text((repo_root / DEFAULT).read_text().replace("bicubic_residual: True", "bicubic_residual: False"))
