@@ -69,7 +69,7 @@ train-default: install-all system-deps
 ## (Global.ema_decay=0.995) to step $(SHIP_STEPS); ship-default chooses the strength of its residual on val/.
 SHIP_RUN        ?= output/ship-run
 SHIP_BASE_STEPS ?= 3200
-SHIP_STEPS      ?= 4400
+SHIP_STEPS      ?= 4600
 SHIP_SCALES     ?= 0.3 0.4 0.5 0.6 0.8 1
 SHIP_EXTRA      ?=
 SHIP_OPTS = -o Train.dataset.data_dir=$(ABLATION_DATA)/train Eval.dataset.data_dir=$(ABLATION_DATA)/val $(SHIP_EXTRA)

@@ -123,3 +123,14 @@ def test_default_model_against_the_previous_default(repo_root):
     models = models_section(repo_root)
     assert (f"{service['only_first']} are read right only on this model's output, {service['only_second']} only on the"
             f" previous one's, p = {service['p']:.2g}; held-out recognizer {heldout['only_first']} vs {heldout['only_second']}") in models
+
+
+def test_readme_recipe_steps_are_what_make_ship_run_trains(repo_root):
+    """`make ship-run` reproduces the shipped run: its default step counts are the README's and the card's."""
+    import re
+
+    make = dict(re.findall(r"^(SHIP_BASE_STEPS|SHIP_STEPS)\s*\?=\s*(\d+)", (repo_root / "Makefile").read_text(), re.M))
+    base, last = int(make["SHIP_BASE_STEPS"]), int(make["SHIP_STEPS"])
+    assert (f"the recipe to step {base:,}, then with an exponential moving average of its weights to step {last:,}"
+            f" (`make ship-run`)") in models_section(repo_root)
+    assert f"(shipped: the last checkpoint, step {last})" in (DEFAULT / "MODEL_CARD.md").read_text()
