@@ -6,7 +6,8 @@ and HR through one random view; averaged over ``--views`` draws). Reported per t
 the descent direction ``-grad`` and ``HR - image`` (1 for pixel MSE by construction; near 0 for a direction that changes
 what the recognizer reads without moving towards HR: an adversarial one), the share of crops where it is positive, and
 the share of the gradient's energy below 1/8 of the sampling rate (strokes are low-frequency, adversarial patterns are
-not). Images: the SR of ``--checkpoint`` (default: the shipped model's source checkpoint) and plain bicubic, on the first
+not). Images: the SR of ``--model``'s source checkpoint, built the way its manifest says (config and ``-o`` overrides,
+e.g. the shipped residual strength), or of ``--checkpoint`` with the default config, and plain bicubic, on the first
 ``--crops`` crops of ``--data`` (a val split: never a test split).
 
     .venv/bin/python bench/loss_alignment.py [--data train_data/synth/val] [--crops 48] [--views 4]
@@ -51,7 +52,9 @@ def alignment(grad, image, hr) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "train_data/synth/val")
-    ap.add_argument("--checkpoint", type=Path, default=ROOT / "models/gestalt-tsrn-synth/source/latest.pdparams")
+    ap.add_argument("--model", type=Path, default=ROOT / "models/gestalt-tsrn-synth",
+                    help="a converted model folder: its source checkpoint, config and overrides make the SR")
+    ap.add_argument("--checkpoint", type=Path, help="a checkpoint of the default config instead of --model's")
     ap.add_argument("--crops", type=int, default=48)
     ap.add_argument("--views", type=int, default=4, help="random views averaged per gradient when eot is on")
     ap.add_argument("--terms", nargs="+", choices=list(TERMS), default=list(TERMS))
@@ -61,6 +64,8 @@ def main() -> None:
     import paddle.nn.functional as F
     from tqdm import tqdm
 
+    from core.manifest import read_manifest
+    from training.config import architecture, load_config
     from training.data.lmdb_dataset import LMDBDataSetSR
     from training.losses import RecognitionLoss
     from training.networks import build_network, load_checkpoint
@@ -69,7 +74,14 @@ def main() -> None:
     data = LMDBDataSetSR(args.data)
     lr, hr, labels = next(data.batches(min(args.crops, len(data))))
     lr, hr = paddle.to_tensor(lr), paddle.to_tensor(hr)
-    net = load_checkpoint(build_network("TSRN", stn=False, bicubic_residual=True), args.checkpoint)
+    if args.checkpoint is None:
+        source = read_manifest(args.model).source
+        checkpoint = args.model / "source" / source["checkpoint"]
+        config, overrides = ROOT / "training/configs" / source["config"], source.get("overrides", "").split()
+    else:
+        checkpoint, config, overrides = args.checkpoint, ROOT / "training/configs/default_tsrn.yml", []
+    spec = architecture(load_config(config, overrides))
+    net = load_checkpoint(build_network(spec.backbone, **spec.kwargs), checkpoint)
     net.eval()
     with paddle.no_grad():
         bases = {"SR": net(lr), "bicubic": F.interpolate(lr, size=hr.shape[2:], mode="bicubic", align_corners=False)}
@@ -89,10 +101,11 @@ def main() -> None:
             rows.append([name, base_name, f"{r['cos_mean']:+.4f}", f"{r['cos_median']:+.4f}", f"{r['positive']:.2f}",
                          f"{r['low_freq_energy']:.2f}"])
     md = table(["term", "image", "cos(-grad, HR - image) mean", "median", "share > 0", "low-frequency energy"], rows)
-    md += (f"\n\n{len(labels)} crops of `{args.data.name}`; SR of `{args.checkpoint.name}`"
-           f" ({args.checkpoint.parent.parent.name}); eot: {args.views} random views per gradient.")
+    made = f"`{checkpoint.parent.parent.name}/{checkpoint.parent.name}/{checkpoint.name}`"
+    made += f" with `{' '.join(overrides)}`" if overrides else ""
+    md += f"\n\n{len(labels)} crops of `{args.data.name}`; SR of {made}; eot: {args.views} random views per gradient."
     print(md)
-    write_result("loss_alignment", md, {"crops": len(labels), "views": args.views, "checkpoint": str(args.checkpoint),
+    write_result("loss_alignment", md, {"crops": len(labels), "views": args.views, "checkpoint": str(checkpoint), "overrides": overrides,
                                         "results": results})
 
 
