@@ -11,7 +11,9 @@ one with the highest PSNR. Reading is the constraint and fidelity the objective 
 accuracies differ by a point or two, within the paired test's noise, while their PSNR differs by tenths of a dB, far
 beyond it: maximising the accuracy would pick noise. Writes ``residual_scale.json`` (every pair and the pick) and
 ``residual_scale.png`` (accuracy and PSNR gain over bicubic against the scale). Choose on val/, never on test/.
-Convert the pick with ``textsr convert ... -o Architecture.Transform.residual_scale=S``.
+Convert the pick with ``textsr convert ... -o Architecture.Transform.residual_scale=S``. ``--include OUT`` adds the
+rows of an earlier sweep written to OUT (on the same ``--data``) before the pick, so checkpoints of later training
+compete with those already swept (without ``--checkpoint``: only merges them).
 """
 
 from __future__ import annotations
@@ -65,6 +67,20 @@ def pick(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(eligible, key=lambda r: r["psnr_gain"]) if eligible else None
 
 
+def earlier_rows(folder: str | Path, data: str | Path) -> list[dict[str, Any]]:
+    """The rows of the sweep written to ``folder``, which must have been on ``data`` (accuracies on another split are
+    not comparable)."""
+    from core.errors import ConfigError
+
+    path = Path(folder) / "residual_scale.json"
+    if not path.is_file():
+        raise ConfigError(f"--include {folder}: no residual_scale.json there")
+    result = json.loads(path.read_text())
+    if Path(str(result["data"]).split(" (")[0]).resolve() != Path(data).resolve():
+        raise ConfigError(f"--include {folder}: that sweep ran on {result['data']}, this one on {data}")
+    return result["rows"]
+
+
 def plot(result: dict[str, Any], path: str | Path) -> Path:
     import matplotlib
 
@@ -95,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="the selection split (val/), never test/")
     ap.add_argument("--scales", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
     ap.add_argument("--max-images", type=int)
+    ap.add_argument("--include", action="append", default=[], metavar="OUT",
+                    help="an earlier sweep's output folder whose rows (same --data) join this one's before the pick")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if args.pick:
@@ -103,12 +121,18 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"the sweep in {args.pick} found no scale that reads better than bicubic at bicubic's fidelity")
         print(chosen["scale"])
         return 0
-    missing = [f"--{k}" for k in ("config", "checkpoint", "data", "out") if not getattr(args, k)]
+    needed = ("config", "checkpoint", "data", "out") if args.checkpoint or not args.include else ("data", "out")
+    missing = [f"--{k}" for k in needed if not getattr(args, k)]
     if missing:
         ap.error(f"a sweep needs {', '.join(missing)}")
+    earlier = [earlier_rows(folder, args.data) for folder in args.include]  # a wrong folder fails before any evaluation
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = sweep(args.config, args.checkpoint, args.data, args.scales, args.max_images)
+    result = {"data": str(args.data), "rows": []}
+    if args.checkpoint:
+        result = sweep(args.config, args.checkpoint, args.data, args.scales, args.max_images)
+    result["rows"] = [row for rows in earlier for row in rows] + result["rows"]
+    result["pick"] = pick(result["rows"])
     (out / "residual_scale.json").write_text(json.dumps(result, indent=1))
     plot(result, out / "residual_scale.png")
     chosen = result["pick"]

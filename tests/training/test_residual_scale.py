@@ -35,6 +35,20 @@ def test_sweep_evaluates_each_pair_and_picks_by_the_trainers_rule(tmp_path, repo
     assert result["pick"] == pick(result["rows"]) and code == (0 if result["pick"] else 1)
     assert not rows["noisy.pdparams", 1.0]["faithful"]
 
+    # a later checkpoint competes with the rows already swept (--include); only merging needs no config
+    later = tmp_path / "later"
+    main(["-c", str(repo_root / DEFAULT), "--checkpoint", str(checkpoints[1]), "--data", str(tmp_path / "d" / "val"),
+          "--scales", "0.4", "--include", str(out), "--out", str(later)])
+    merged = json.loads((later / "residual_scale.json").read_text())
+    assert merged["rows"][:4] == result["rows"] and [(r["checkpoint"], r["scale"]) for r in merged["rows"][4:]] == [(str(checkpoints[1]), 0.4)]
+    assert merged["pick"] == pick(merged["rows"]) and (later / "residual_scale.png").stat().st_size > 0
+    main(["--data", str(tmp_path / "d" / "val"), "--include", str(out), "--include", str(later), "--out", str(tmp_path / "m")])
+    assert len(json.loads((tmp_path / "m" / "residual_scale.json").read_text())["rows"]) == 9
+    with pytest.raises(ConfigError, match="that sweep ran on .*/d/val, this one on"):
+        main(["--data", str(tmp_path / "other"), "--include", str(out), "--out", str(tmp_path / "x")])
+    with pytest.raises(ConfigError, match="no residual_scale.json there"):
+        main(["--data", str(tmp_path / "d" / "val"), "--include", str(tmp_path), "--out", str(tmp_path / "x")])
+
     # what `make ship-default` converts with
     capsys.readouterr()
     (out / "residual_scale.json").write_text(json.dumps({**result, "pick": {**result["rows"][0], "scale": 0.4}}))
