@@ -12,7 +12,7 @@ accuracies differ by a point or two, within the paired test's noise, while their
 beyond it: maximising the accuracy would pick noise. Writes ``residual_scale.json`` (every pair and the pick) and
 ``residual_scale.png`` (accuracy and PSNR gain over bicubic against the scale). Choose on val/, never on test/.
 Convert the pick with ``textsr convert ... -o Architecture.Transform.residual_scale=S``. ``--include OUT`` adds the
-rows of an earlier sweep written to OUT (on the same ``--data``) before the pick, so checkpoints of later training
+rows of an earlier sweep written to OUT (on the same split: checked by its crops and bicubic accuracy) before the pick, so checkpoints of later training
 compete with those already swept (without ``--checkpoint``: only merges them).
 """
 
@@ -67,18 +67,24 @@ def pick(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(eligible, key=lambda r: r["psnr_gain"]) if eligible else None
 
 
-def earlier_rows(folder: str | Path, data: str | Path) -> list[dict[str, Any]]:
-    """The rows of the sweep written to ``folder``, which must have been on ``data`` (accuracies on another split are
-    not comparable)."""
+def earlier_rows(folder: str | Path) -> list[dict[str, Any]]:
+    """The rows of the sweep written to ``folder``."""
     from core.errors import ConfigError
 
     path = Path(folder) / "residual_scale.json"
     if not path.is_file():
         raise ConfigError(f"--include {folder}: no residual_scale.json there")
-    result = json.loads(path.read_text())
-    if Path(str(result["data"]).split(" (")[0]).resolve() != Path(data).resolve():
-        raise ConfigError(f"--include {folder}: that sweep ran on {result['data']}, this one on {data}")
-    return result["rows"]
+    return json.loads(path.read_text())["rows"]
+
+
+def same_split(rows: list[dict[str, Any]]) -> None:
+    """Rows compared by the pick must come from one split read by one recognizer: the same number of crops and the
+    same bicubic accuracy (a function of the split's content, whatever its path)."""
+    from core.errors import ConfigError
+
+    seen = {(r["sr_vs_bicubic"]["crops"], round(r["accuracy_bicubic"], 9)) for r in rows}
+    if len(seen) > 1:
+        raise ConfigError("the sweeps joined were not on one split: (crops, bicubic accuracy) " + ", ".join(map(str, sorted(seen))))
 
 
 def plot(result: dict[str, Any], path: str | Path) -> Path:
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scales", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
     ap.add_argument("--max-images", type=int)
     ap.add_argument("--include", action="append", default=[], metavar="OUT",
-                    help="an earlier sweep's output folder whose rows (same --data) join this one's before the pick")
+                    help="an earlier sweep's output folder whose rows (same split) join this one's before the pick")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if args.pick:
@@ -125,13 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f"--{k}" for k in needed if not getattr(args, k)]
     if missing:
         ap.error(f"a sweep needs {', '.join(missing)}")
-    earlier = [earlier_rows(folder, args.data) for folder in args.include]  # a wrong folder fails before any evaluation
+    earlier = [earlier_rows(folder) for folder in args.include]  # a wrong folder fails before any evaluation
+    same_split([row for rows in earlier for row in rows])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"data": str(args.data), "rows": []}
     if args.checkpoint:
         result = sweep(args.config, args.checkpoint, args.data, args.scales, args.max_images)
     result["rows"] = [row for rows in earlier for row in rows] + result["rows"]
+    same_split(result["rows"])
     result["pick"] = pick(result["rows"])
     (out / "residual_scale.json").write_text(json.dumps(result, indent=1))
     plot(result, out / "residual_scale.png")

@@ -44,8 +44,10 @@ def test_sweep_evaluates_each_pair_and_picks_by_the_trainers_rule(tmp_path, repo
     assert merged["pick"] == pick(merged["rows"]) and (later / "residual_scale.png").stat().st_size > 0
     main(["--data", str(tmp_path / "d" / "val"), "--include", str(out), "--include", str(later), "--out", str(tmp_path / "m")])
     assert len(json.loads((tmp_path / "m" / "residual_scale.json").read_text())["rows"]) == 9
-    with pytest.raises(ConfigError, match="that sweep ran on .*/d/val, this one on"):
-        main(["--data", str(tmp_path / "other"), "--include", str(out), "--out", str(tmp_path / "x")])
+    generate(tmp_path / "e", train=0, test=0, val=8, seed=5, progress=False)  # another split: not comparable
+    with pytest.raises(ConfigError, match=r"not on one split: \(crops, bicubic accuracy\) \(8, .*\), \(16, "):
+        main(["-c", str(repo_root / DEFAULT), "--checkpoint", str(checkpoints[1]), "--data", str(tmp_path / "e" / "val"),
+              "--scales", "1", "--include", str(out), "--out", str(tmp_path / "x")])
     with pytest.raises(ConfigError, match="no residual_scale.json there"):
         main(["--data", str(tmp_path / "d" / "val"), "--include", str(tmp_path), "--out", str(tmp_path / "x")])
 
