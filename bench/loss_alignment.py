@@ -105,8 +105,8 @@ def main() -> None:
     made += f" with `{' '.join(overrides)}`" if overrides else ""
     md += f"\n\n{len(labels)} crops of `{args.data.name}`; SR of {made}; eot: {args.views} random views per gradient."
     print(md)
-    write_result("loss_alignment", md, {"crops": len(labels), "views": args.views, "checkpoint": str(checkpoint), "overrides": overrides,
-                                        "results": results})
+    write_result("loss_alignment", md, {"crops": len(labels), "views": args.views, "checkpoint": str(checkpoint),
+                                        "overrides": overrides, "results": results})
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ accuracies differ by a point or two, within the paired test's noise, while their
 beyond it: maximising the accuracy would pick noise. Writes ``residual_scale.json`` (every pair and the pick) and
 ``residual_scale.png`` (accuracy and PSNR gain over bicubic against the scale). Choose on val/, never on test/.
 Convert the pick with ``textsr convert ... -o Architecture.Transform.residual_scale=S``. ``--include OUT`` adds the
-rows of an earlier sweep written to OUT (on the same split: checked by its crops and bicubic accuracy) before the pick, so checkpoints of later training
-compete with those already swept (without ``--checkpoint``: only merges them).
+rows of an earlier sweep written to OUT before the pick, so checkpoints of later training compete with those already
+swept (without ``--checkpoint`` it only merges); rows join only from one split (same crops and bicubic accuracy).
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def same_split(rows: list[dict[str, Any]]) -> None:
 
     seen = {(r["sr_vs_bicubic"]["crops"], round(r["accuracy_bicubic"], 9)) for r in rows}
     if len(seen) > 1:
-        raise ConfigError("the sweeps joined were not on one split: (crops, bicubic accuracy) " + ", ".join(map(str, sorted(seen))))
+        pairs = ", ".join(map(str, sorted(seen)))
+        raise ConfigError(f"the sweeps joined were not on one split: (crops, bicubic accuracy) {pairs}")
 
 
 def plot(result: dict[str, Any], path: str | Path) -> Path:

@@ -40,7 +40,8 @@ def test_sweep_evaluates_each_pair_and_picks_by_the_trainers_rule(tmp_path, repo
     main(["-c", str(repo_root / DEFAULT), "--checkpoint", str(checkpoints[1]), "--data", str(tmp_path / "d" / "val"),
           "--scales", "0.4", "--include", str(out), "--out", str(later)])
     merged = json.loads((later / "residual_scale.json").read_text())
-    assert merged["rows"][:4] == result["rows"] and [(r["checkpoint"], r["scale"]) for r in merged["rows"][4:]] == [(str(checkpoints[1]), 0.4)]
+    assert merged["rows"][:4] == result["rows"]
+    assert [(r["checkpoint"], r["scale"]) for r in merged["rows"][4:]] == [(str(checkpoints[1]), 0.4)]
     assert merged["pick"] == pick(merged["rows"]) and (later / "residual_scale.png").stat().st_size > 0
     main(["--data", str(tmp_path / "d" / "val"), "--include", str(out), "--include", str(later), "--out", str(tmp_path / "m")])
     assert len(json.loads((tmp_path / "m" / "residual_scale.json").read_text())["rows"]) == 9
