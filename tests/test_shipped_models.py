@@ -101,10 +101,11 @@ def test_default_model_claims(repo_root):
     assert (f"it reads the SR image ({100 * rec['sr']:.1f}%) as well as the raw crop (like bicubic: {100 * rec['bicubic']:.1f}%;"
             f" paired p = {p:.2g}; a held-out recognizer agrees: {100 * held['sr']:.1f}% vs {100 * held['bicubic']:.1f}%)") in readme
     # the shipped strength is the one the README and the manifest name, picked by the committed sweep on val/
-    from training.residual_scale import pick
+    from training.residual_scale import earlier_rows, pick, same_split
 
     sweep = json.loads((DEFAULT / "residual_scale.json").read_text())
     assert sweep["pick"] == pick(sweep["rows"]) and "val" in sweep["data"]
+    same_split(earlier_rows(DEFAULT))  # one split: a later sweep can --include the shipped model's folder (README)
     overrides = read_manifest(DEFAULT).source["overrides"]
     assert overrides == f"Architecture.Transform.residual_scale={sweep['pick']['scale']}" and f"-o {overrides}" in models
 
