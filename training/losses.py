@@ -185,6 +185,10 @@ class RecognitionLoss(nn.Layer):
     ``eot`` (expectation over transformation): the recognizer sees SR and HR through the same random view
     (:meth:`jitter`: down-scaled by 0.5-1 and back, plus Gaussian noise), so its terms reward what survives
     such a view (strokes) rather than pixel patterns only this recognizer reacts to; the pixel term is unchanged.
+    ``operating_scale`` s (default 1: the SR itself): the recognizer's terms look at ``base + s * (SR - base)``,
+    ``base`` being the network's bicubic upscaling of the LR, i.e. at the image a model exported with
+    ``Architecture.Transform.residual_scale: s`` serves, while the pixel term still pulls the full SR to HR; such a
+    loss ``needs_base``, and the trainer passes ``base``.
     ``terms`` holds the last batch's value of each term, for the training log.
     """
 
@@ -201,6 +205,7 @@ class RecognitionLoss(nn.Layer):
         recognizer_model: str | None = None,
         feature_layer: str = FEATURE_LAYER,
         eot: bool = False,
+        operating_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if teacher not in self.TEACHERS:
@@ -211,6 +216,10 @@ class RecognitionLoss(nn.Layer):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"Loss.{key} must be a number >= 0, got {value!r}")
         self.pixel_weight, self.teacher_weight, self.ctc_weight = float(pixel_weight), float(teacher_weight), float(ctc_weight)
+        if isinstance(operating_scale, bool) or not isinstance(operating_scale, (int, float)) or not 0 < operating_scale <= 1:
+            raise ConfigError(f"Loss.operating_scale must be a number in (0, 1], got {operating_scale!r}")
+        self.operating_scale = float(operating_scale)
+        self.needs_base = self.operating_scale != 1 and bool(self.teacher_weight or self.ctc_weight)
         self.teacher = teacher
         self.recognizer = None
         if self.teacher_weight or self.ctc_weight:
@@ -225,11 +234,17 @@ class RecognitionLoss(nn.Layer):
     def carried_layers(self) -> dict[str, nn.Layer]:
         return {}  # the recognizer is read from its ONNX file, never saved with the SR weights
 
-    def forward(self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
+    def forward(
+        self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str], base: paddle.Tensor | None = None
+    ) -> paddle.Tensor:
         pixel = F.mse_loss(sr, hr)
         total, terms = self.pixel_weight * pixel, {"pixel": pixel}
         if self.recognizer is not None:
             rec = self.recognizer[0]
+            if self.needs_base:
+                if base is None:
+                    raise ValueError(f"Loss.operating_scale {self.operating_scale} needs the bicubic base of the SR")
+                sr = base + self.operating_scale * (sr - base)
             if self.eot:
                 sr, hr = self.jitter(sr, hr)
             feature = self.teacher == "feature" and self.teacher_weight > 0

@@ -223,3 +223,26 @@ def test_eot_shows_sr_and_hr_through_the_same_random_view(crops):
     assert float(value) != pytest.approx(float(plain(lr, hr, labels[:6])), rel=1e-3)  # the teacher saw the view
     with pytest.raises(ValueError, match="Loss.eot must be true or false, got 'yes'"):
         RecognitionLoss(eot="yes")
+
+
+def test_operating_scale_shows_the_recognizer_the_served_image(crops):
+    """``Loss.operating_scale`` s: the recognizer's terms see bicubic + s x (SR - bicubic), the image a model exported
+    with ``residual_scale: s`` serves; the pixel term still sees the SR; without the base it refuses."""
+    images, labels = crops
+    hr, base = _rgb01(images[:6]), _rgb01(images[6:])
+    sr = base + 0.8 * (hr - base)  # an SR part-way from bicubic to HR
+    half = RecognitionLoss(teacher="feature", teacher_weight=1.0, operating_scale=0.5)
+    plain = RecognitionLoss(teacher="feature", teacher_weight=1.0)
+    assert half.needs_base and not plain.needs_base
+    value = float(half(sr, hr, labels[:6], base=base))
+    served = base + 0.5 * (sr - base)
+    assert half.terms["pixel"] == pytest.approx(float(F.mse_loss(sr, hr)), rel=1e-6)  # pixel: the full SR
+    assert half.terms["teacher"] == pytest.approx(plain(served, hr, labels[:6]) - float(F.mse_loss(served, hr)), rel=1e-4)
+    assert value == pytest.approx(half.terms["pixel"] + half.terms["teacher"], rel=1e-5)
+    assert half.terms["teacher"] > plain(sr, hr, labels[:6]) - float(F.mse_loss(sr, hr))  # half way is further from HR
+    with pytest.raises(ValueError, match="operating_scale 0.5 needs the bicubic base"):
+        half(sr, hr, labels[:6])
+    assert not RecognitionLoss(operating_scale=0.5).needs_base  # no recognizer term: nothing to look at
+    for bad in (0, 1.5, True, "half"):
+        with pytest.raises(ValueError, match=r"Loss.operating_scale must be a number in \(0, 1\]"):
+            RecognitionLoss(operating_scale=bad)

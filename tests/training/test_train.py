@@ -400,3 +400,26 @@ def test_evaluation_reads_each_distinct_image_once():
     assert [t for t, _ in memo(images(2, 3, 1))] == ["t2", "t3", "t1"] and read == [3]
     memo(images(4, 5, 6))
     assert len(memo.memo) <= 4 and [t for t, _ in memo(images(6, 5))] == ["t6", "t5"]
+
+
+def test_operating_scale_gets_the_networks_bicubic_base(repo_root, data, tmp_path, monkeypatch):
+    """A loss that ``needs_base`` gets the network's own bicubic upscaling of the batch; a network without a bicubic
+    residual (or with an STN, which warps the LR first) is refused at start."""
+    t = Trainer(config(repo_root, data, tmp_path, "RecognitionLoss", "Loss.operating_scale=0.5"), log=lambda s: None)
+    lr, hr, labels = next(t.data.batches(2))
+    seen = {}
+    forward = type(t.loss_fn).forward
+
+    def spy(self, sr, hr_, labels_, base=None):
+        seen["base"], seen["sr"] = base.numpy(), sr.numpy()
+        return forward(self, sr, hr_, labels_, base=base)
+
+    monkeypatch.setattr(type(t.loss_fn), "forward", spy)
+    t.train_step(lr, hr, labels)
+    bicubic = paddle.nn.functional.interpolate(paddle.to_tensor(lr), size=[32, 128], mode="bicubic", align_corners=False)
+    np.testing.assert_allclose(seen["base"], bicubic.numpy(), atol=1e-6)
+    # the zero-initialised tail: the network's first output is its base
+    np.testing.assert_allclose(seen["sr"], seen["base"], atol=1e-6)
+    for extra in (["Architecture.Transform.bicubic_residual=false"], ["Architecture.Transform.STN=true"]):
+        with pytest.raises(ConfigError, match="needs Architecture.Transform.bicubic_residual: true and STN: false"):
+            Trainer(config(repo_root, data, tmp_path, "RecognitionLoss", "Loss.operating_scale=0.5", *extra), log=print)

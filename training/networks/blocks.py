@@ -265,8 +265,12 @@ class SRBackbone(nn.Layer):
             x = getattr(self, f"block{i + 2}")(x)
         out = paddle.tanh(getattr(self, f"block{self.srb_nums + 3}")(head + x))
         if self.bicubic_residual:
-            size = [lr.shape[2] * self.scale, lr.shape[3] * self.scale]  # size, not scale_factor: paddle2onnx needs it
             if self.residual_scale != 1:
                 out = out * self.residual_scale
-            out = out + F.interpolate(lr, size=size, mode="bicubic", align_corners=False)
+            out = out + self.base(lr)
         return out
+
+    def base(self, lr: paddle.Tensor) -> paddle.Tensor:
+        """The bicubic upscaling of ``lr`` that ``bicubic_residual`` adds the network's part to."""
+        size = [lr.shape[2] * self.scale, lr.shape[3] * self.scale]  # size, not scale_factor: paddle2onnx needs it
+        return F.interpolate(lr, size=size, mode="bicubic", align_corners=False)
