@@ -61,7 +61,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import paddle
-    import paddle.nn.functional as F
     from tqdm import tqdm
 
     from core.manifest import read_manifest
@@ -84,7 +83,7 @@ def main() -> None:
     net = load_checkpoint(build_network(spec.backbone, **spec.kwargs), checkpoint)
     net.eval()
     with paddle.no_grad():
-        bases = {"SR": net(lr), "bicubic": F.interpolate(lr, size=hr.shape[2:], mode="bicubic", align_corners=False)}
+        bases = {"SR": net(lr), "bicubic": net.base(lr)}
     rows, results = [], {}
     jobs = [(t, eot) for t in args.terms for eot in (False, True) if not (eot and t == "pixel MSE")]
     for term, eot in tqdm(jobs, desc="terms"):
