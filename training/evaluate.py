@@ -59,7 +59,12 @@ class _Reader:
 
 
 Recognizer = Callable[[np.ndarray], list[tuple[str, float]]]
-SOURCES = ("bicubic", "sr", "hr")
+SOURCES = ("raw", "bicubic", "sr", "hr")
+"""What the recognizers read: the LR crop as sent (what ``/v1/recognize?source=raw`` reads: the recognizer's own resize
+from 16 x 64), its bicubic upscaling, the SR and the HR."""
+PAIRS = (("sr", "bicubic"), ("sr", "raw"))
+"""Paired comparisons on the same crops (exact McNemar): ``sr_vs_bicubic`` (the recognition issue's targets) and
+``sr_vs_raw`` (what a caller of ``/v1/recognize`` chooses between)."""
 
 
 def evaluate_splits(
@@ -72,10 +77,10 @@ def evaluate_splits(
 ) -> dict[str, Any]:
     """Evaluate ``upscale`` (LR batch -> SR batch in [0, 1]) on every LMDB under ``eval_dir``.
 
-    With a ``recognizer`` (the service's), also the recognition accuracy on bicubic, SR and HR
+    With a ``recognizer`` (the service's), also the recognition accuracy on each of ``SOURCES``
     (``accuracy``, per-crop ``correct``); with ``heldout`` (a recognizer no loss saw) the same under
-    ``heldout_accuracy`` / ``heldout_correct``; for each, ``sr_vs_bicubic`` pairs SR with bicubic on the
-    same crops (exact McNemar), per split and pooled over the splits in ``average``. With
+    ``heldout_accuracy`` / ``heldout_correct``; for each, ``sr_vs_bicubic`` and ``sr_vs_raw`` pair SR with
+    bicubic and with the raw crop on the same crops (exact McNemar), per split and pooled over the splits in ``average``. With
     ``grid_rows``, ``result["grid"]`` holds that many examples per split for :func:`save_grid`.
     """
     root = Path(eval_dir)
@@ -90,21 +95,22 @@ def evaluate_splits(
         for lr, hr, labels in data.batches(EVAL_BATCH):
             if max_images is not None and seen >= max_images:
                 break
-            views = {"sr": np.clip(upscale(lr), 0, 1), "bicubic": bicubic_upscale(lr, hr.shape[2:]), "hr": hr}
+            views = {"raw": lr, "sr": np.clip(upscale(lr), 0, 1), "bicubic": bicubic_upscale(lr, hr.shape[2:]), "hr": hr}
             metrics["sr"].update(views["sr"], hr)
             metrics["bicubic"].update(views["bicubic"], hr)
             read = {prefix: {k: r.read(views[k], labels) for k, r in group.items()} for prefix, group in all_readers.items()}
             texts = read.get("", {})  # the service recognizer's readings go under the grid's images
             for i in range(min(len(lr), grid_rows - sum(1 for g in result["grid"] if g["split"] == split))):
-                result["grid"].append({"split": split, "label": labels[i], "lr": lr[i], **{k: v[i] for k, v in views.items()},
+                result["grid"].append({"split": split, "label": labels[i], "lr": lr[i],
+                                       **{k: v[i] for k, v in views.items() if k != "raw"},
                                        "texts": {k: t[i] for k, t in texts.items()}})
             seen += len(lr)
         summary = {k: m.summary() for k, m in metrics.items()}
         for prefix, group in all_readers.items():
             summary[prefix + "accuracy"] = {k: r.accuracy for k, r in group.items()}
             summary[prefix + "correct"] = {k: r.correct for k, r in group.items()}
-        if all_readers:
-            summary["sr_vs_bicubic"] = {_who(p): paired(summary[p + "correct"]["sr"], summary[p + "correct"]["bicubic"]) for p in all_readers}
+        for a, b in PAIRS if all_readers else ():
+            summary[f"{a}_vs_{b}"] = {_who(p): paired(summary[p + "correct"][a], summary[p + "correct"][b]) for p in all_readers}
         result["splits"][split] = summary
     splits = list(result["splits"].values())
     result["average"] = {
@@ -113,9 +119,9 @@ def evaluate_splits(
     }
     for prefix in recognizers:
         result["average"][prefix + "accuracy"] = {k: float(np.mean([s[prefix + "accuracy"][k] for s in splits])) for k in SOURCES}
-    if recognizers:
-        pooled = {p: {k: "".join(s[p + "correct"][k] for s in splits) for k in ("sr", "bicubic")} for p in recognizers}
-        result["average"]["sr_vs_bicubic"] = {_who(p): paired(c["sr"], c["bicubic"]) for p, c in pooled.items()}
+    pooled = {p: {k: "".join(s[p + "correct"][k] for s in splits) for k in SOURCES} for p in recognizers}
+    for a, b in PAIRS if recognizers else ():
+        result["average"][f"{a}_vs_{b}"] = {_who(p): paired(c[a], c[b]) for p, c in pooled.items()}
     return result
 
 
@@ -130,13 +136,16 @@ def _who(prefix: str) -> str:
 
 
 def save_grid(rows: list[dict[str, Any]], path: str | Path, scale: int = 2) -> Path:
-    """PNG grid: LR | bicubic | SR | HR per row, with the split, label and recognized text under each."""
+    """PNG grid: LR | bicubic | SR | HR per row, with the split, label and recognized text under each (the LR's after
+    its label)."""
     from service.images import grid
 
     green, red = (0, 120, 0), (200, 0, 0)
     table = []
     for row in rows:
-        cells = [(_to_rgb8(row["lr"][None])[0], f"{row['split']}: {row['label']}", green)]
+        raw = row["texts"].get("raw")  # the LR crop's own reading, after the label
+        first = f"{row['split']}: {row['label']}" + (f" | {raw}" if raw is not None else "")
+        cells = [(_to_rgb8(row["lr"][None])[0], first, green if raw is None or _match(raw, row["label"]) else red)]
         for name in ("bicubic", "sr", "hr"):
             text = row["texts"].get(name, "")
             cells.append((_to_rgb8(row[name][None])[0], text, green if _match(text, row["label"]) else red))

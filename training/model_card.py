@@ -12,7 +12,7 @@ from core.manifest import read_manifest
 
 TABLE_HEAD = (
     "| {first} | PSNR dB PaddleOCR's way, bicubic / SR (gain) | PSNR dB per image, bicubic / SR | SSIM bicubic / SR (gain)"
-    " | service recognizer % bicubic / SR / HR (gain) | held-out recognizer % bicubic / SR / HR (gain) |"
+    " | service recognizer % raw / bicubic / SR / HR (SR - bicubic) | held-out recognizer % raw / bicubic / SR / HR (SR - bicubic) |"
 )
 TABLE_RULE = "| --- | --- | --- | --- | --- | --- |"
 
@@ -20,7 +20,8 @@ TABLE_RULE = "| --- | --- | --- | --- | --- | --- |"
 def _accuracy_cell(acc: dict[str, float] | None) -> str:
     if not acc:
         return ""
-    return f"{100 * acc['bicubic']:.1f} / {100 * acc['sr']:.1f} / {100 * acc['hr']:.1f} ({100 * (acc['sr'] - acc['bicubic']):+.1f})"
+    raw = f"{100 * acc['raw']:.1f} / " if "raw" in acc else "- / "  # evaluations before the raw crop was read: "-"
+    return raw + f"{100 * acc['bicubic']:.1f} / {100 * acc['sr']:.1f} / {100 * acc['hr']:.1f} ({100 * (acc['sr'] - acc['bicubic']):+.1f})"
 
 
 def metrics_row(name: str, split: dict[str, Any]) -> str:
@@ -36,18 +37,20 @@ def metrics_row(name: str, split: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def paired_sentence(name: str, metrics: dict[str, Any]) -> str:
-    """SR vs bicubic on the same crops, pooled over the splits, for each recognizer (empty without a record)."""
-    pairs = metrics["average"].get("sr_vs_bicubic")
+def paired_sentence(name: str, metrics: dict[str, Any], other: str = "bicubic") -> str:
+    """SR vs ``other`` (bicubic, or the raw crop) on the same crops, pooled over the splits, for each recognizer (empty
+    without a record)."""
+    pairs = metrics["average"].get(f"sr_vs_{other}")
     if not pairs:
         return ""
+    shown = "the raw crop" if other == "raw" else other
     parts = [
-        f"the {'held-out' if who == 'heldout' else who} recognizer reads {p['only_first']} SR crops that bicubic misses and misses"
-        f" {p['only_second']} that bicubic reads (exact McNemar p = {p['p']:.2g})"
+        f"the {'held-out' if who == 'heldout' else who} recognizer reads {p['only_first']} SR crops that {shown} misses and misses"
+        f" {p['only_second']} that {shown} reads (exact McNemar p = {p['p']:.2g})"
         for who, p in pairs.items()
     ]
     crops = next(iter(pairs.values()))["crops"]
-    return f"{name}, SR vs bicubic on the same {crops} crops: " + "; ".join(parts) + "."
+    return f"{name}, SR vs {shown} on the same {crops} crops: " + "; ".join(parts) + "."
 
 
 TARGETS = (
@@ -108,7 +111,7 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dirs: list[Path],
     table = [TABLE_HEAD.format(first="split"), TABLE_RULE]
     table += [metrics_row(name, split) for name, split in metrics["splits"].items()]
     table.append(metrics_row("**average**", metrics["average"]))
-    table += ["", paired_sentence("Average of the splits", metrics)]
+    table += ["", paired_sentence("Average of the splits", metrics), "", paired_sentence("Average of the splits", metrics, "raw")]
     ablation_file = model_dir / "ablation.md"
     ablation = ablation_file.read_text() if ablation_file.is_file() else ""
     text = f"""# Model card: {m.name}

@@ -85,16 +85,30 @@ def test_eval_command_writes_metrics_and_grid(tmp_path, model_dir_any):
     for split in result["splits"].values():
         assert split["sr"]["images"] == 4
         for prefix in ("", "heldout_"):  # the service's recognizer and the held-out PP-OCRv4
-            assert set(split[prefix + "accuracy"]) == {"bicubic", "sr", "hr"}
+            assert set(split[prefix + "accuracy"]) == {"raw", "bicubic", "sr", "hr"}
             for source, hits in split[prefix + "correct"].items():  # per-crop record, for paired tests
                 assert len(hits) == 4 and set(hits) <= {"0", "1"} and hits.count("1") / 4 == split[prefix + "accuracy"][source]
         for who, prefix in (("service", ""), ("heldout", "heldout_")):
-            pair, hits = split["sr_vs_bicubic"][who], split[prefix + "correct"]
-            only_sr = sum(a == "1" and b == "0" for a, b in zip(hits["sr"], hits["bicubic"]))
-            assert pair["crops"] == 4 and pair["only_first"] == only_sr and 0 < pair["p"] <= 1
+            for other in ("bicubic", "raw"):
+                pair, hits = split[f"sr_vs_{other}"][who], split[prefix + "correct"]
+                only_sr = sum(a == "1" and b == "0" for a, b in zip(hits["sr"], hits[other]))
+                only_other = sum(a == "0" and b == "1" for a, b in zip(hits["sr"], hits[other]))
+                assert pair["crops"] == 4 and (pair["only_first"], pair["only_second"]) == (only_sr, only_other) and 0 < pair["p"] <= 1
     avg = result["average"]
     assert avg["accuracy"]["hr"] >= 0.5 and avg["heldout_accuracy"]["hr"] >= 0.5  # both read clean HR crops
     assert avg["sr_vs_bicubic"]["service"]["crops"] == avg["sr_vs_bicubic"]["heldout"]["crops"] == 16
+    assert avg["sr_vs_raw"]["service"]["crops"] == 16
+    # "raw" is what /v1/recognize?source=raw reads: the service's pipeline reads the LR crops the same way
+    from service.local import LocalPipeline
+    from service.settings import Settings
+    from training.data.lmdb_dataset import LMDBDataSetSR
+    from training.evaluate import _match, _to_rgb8
+
+    with LocalPipeline(Settings(providers="cpu"), model_folder=model_dir_any) as pipeline:
+        for name, split in result["splits"].items():
+            lr, _, labels = next(LMDBDataSetSR(tmp_path / "data" / "test" / name).batches(4))
+            texts = pipeline.read_text(_to_rgb8(lr))
+            assert "".join("1" if _match(t, g) else "0" for (t, _), g in zip(texts, labels)) == split["correct"]["raw"]
     assert (tmp_path / "ev" / "grid.png").stat().st_size > 5000
 
 
