@@ -403,7 +403,8 @@ class Trainer:
             self.log(
                 f"step {self.step}: PSNR SR {avg['sr']['psnr_paddleocr']:.2f} dB vs bicubic {avg['bicubic']['psnr_paddleocr']:.2f} dB;"
                 f" SSIM SR {avg['sr']['ssim']:.4f} vs bicubic {avg['bicubic']['ssim']:.4f}"
-                + (f"; accuracy SR {acc['sr']:.3f} vs bicubic {acc['bicubic']:.3f} (HR {acc['hr']:.3f})" if acc else "")
+                + (f"; accuracy SR {acc['sr']:.3f} vs bicubic {acc['bicubic']:.3f}, raw crop {acc['raw']:.3f} (HR {acc['hr']:.3f})"
+                   if acc else "")
             )
         return row
 

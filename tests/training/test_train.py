@@ -262,11 +262,14 @@ def test_best_checkpoint_by_recognition_accuracy(repo_root, data, tmp_path):
     """Global.best_metric=accuracy keeps the checkpoint the service recognizer reads best; it needs eval_recognition."""
     cfg = config(repo_root, data, tmp_path, "MSELoss", "Global.max_steps=2", "Global.eval_batch_step=[0, 1]",
                  "Global.eval_recognition=true", "Global.best_metric=accuracy", "Optimizer.lr.values=[0.00001,0.00001]")
-    t = Trainer(cfg, log=lambda s: None)
+    lines = []
+    t = Trainer(cfg, log=lines.append)
     result = t.fit()
     rows = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
     evals = [r for r in rows if "eval" in r]
     assert [r["step"] for r in evals] == [1, 2] and all("accuracy" in r["eval"]["average"] for r in evals)
+    acc = evals[-1]["eval"]["average"]["accuracy"]  # the log line shows the raw crop's reading beside bicubic's
+    assert any(f"vs bicubic {acc['bicubic']:.3f}, raw crop {acc['raw']:.3f}" in line for line in lines)
     best = max(evals, key=lambda r: r["eval"]["average"]["accuracy"]["sr"])  # the first of equals is kept
     states = json.loads((tmp_path / "out" / "best_accuracy.states").read_text())
     assert states["best_metric"] == "accuracy" and states["global_step"] == best["step"]
