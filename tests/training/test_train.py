@@ -322,7 +322,7 @@ def test_best_checkpoint_needs_fidelity(repo_root, data, tmp_path, monkeypatch):
             psnr_gain, ssim_gain, acc = next(results)
             return {"average": {"sr": {"psnr_paddleocr": 18 + psnr_gain, "ssim": 0.5 + ssim_gain},
                                 "bicubic": {"psnr_paddleocr": 18.0, "ssim": 0.5},
-                                "accuracy": {"sr": acc, "bicubic": 0.5, "hr": 0.9}}}
+                                "accuracy": {"sr": acc, "bicubic": 0.5, "raw": 0.52, "hr": 0.9}}}
 
         monkeypatch.setattr(t, "evaluate", fake_evaluate)
         t.fit()
