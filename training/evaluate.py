@@ -109,8 +109,9 @@ def evaluate_splits(
         for prefix, group in all_readers.items():
             summary[prefix + "accuracy"] = {k: r.accuracy for k, r in group.items()}
             summary[prefix + "correct"] = {k: r.correct for k, r in group.items()}
-        for a, b in PAIRS if all_readers else ():
-            summary[f"{a}_vs_{b}"] = {_who(p): paired(summary[p + "correct"][a], summary[p + "correct"][b]) for p in all_readers}
+        if all_readers:
+            for a, b in PAIRS:
+                summary[f"{a}_vs_{b}"] = {_who(p): paired(summary[p + "correct"][a], summary[p + "correct"][b]) for p in all_readers}
         result["splits"][split] = summary
     splits = list(result["splits"].values())
     result["average"] = {
@@ -119,9 +120,10 @@ def evaluate_splits(
     }
     for prefix in recognizers:
         result["average"][prefix + "accuracy"] = {k: float(np.mean([s[prefix + "accuracy"][k] for s in splits])) for k in SOURCES}
-    pooled = {p: {k: "".join(s[p + "correct"][k] for s in splits) for k in SOURCES} for p in recognizers}
-    for a, b in PAIRS if recognizers else ():
-        result["average"][f"{a}_vs_{b}"] = {_who(p): paired(c[a], c[b]) for p, c in pooled.items()}
+    if recognizers:
+        pooled = {p: {k: "".join(s[p + "correct"][k] for s in splits) for k in SOURCES} for p in recognizers}
+        for a, b in PAIRS:
+            result["average"][f"{a}_vs_{b}"] = {_who(p): paired(c[a], c[b]) for p, c in pooled.items()}
     return result
 
 

@@ -151,7 +151,9 @@ class Trainer:
             self.forward_model = paddle.DataParallel(self.model)
         self.loss_fn = build_loss(s.loss, self.model, recognizer_width(cfg))
         carried = self.loss_fn.carried_layers()
-        if getattr(self.loss_fn, "needs_base", False) and not (self.arch.kwargs.get("bicubic_residual") and not self.arch.stn):
+        # a loss that looks at the served operating point (bicubic + s x the network's part) declares needs_base
+        self.loss_needs_base = bool(getattr(self.loss_fn, "needs_base", False))
+        if self.loss_needs_base and not (self.arch.kwargs.get("bicubic_residual") and not self.arch.stn):
             raise ConfigError(
                 "Loss.operating_scale looks at bicubic + a part of the network's output: it needs "
                 "Architecture.Transform.bicubic_residual: true and STN: false"
@@ -286,8 +288,7 @@ class Trainer:
         self.model.train()
         lr_t = paddle.to_tensor(lr)
         sr = self.forward_model(lr_t)
-        # a loss that looks at the served operating point (bicubic + s x the network's part) declares needs_base
-        extra = {"base": self.model.base(lr_t)} if getattr(self.loss_fn, "needs_base", False) else {}
+        extra = {"base": self.model.base(lr_t)} if self.loss_needs_base else {}
         loss = self.loss_fn(sr, paddle.to_tensor(hr), labels, **extra)
         for key, value in getattr(self.loss_fn, "terms", {}).items():
             self._terms.setdefault(key, []).append(value)
