@@ -49,6 +49,11 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
     from training.networks import build_network, load_checkpoint
 
     spec = architecture(load_config(config, list(overrides)))
+    if spec.kwargs.get("text_prior"):
+        raise ConfigError(
+            "Architecture.Transform.text_prior: a network with a text prior runs the service recognizer inside its "
+            "forward pass; exporting it to ONNX is not supported yet"
+        )
     if not Path(checkpoint).is_file():
         raise InputNotFound(f"checkpoint not found: {checkpoint}")
     net = build_network(spec.backbone, **spec.kwargs)

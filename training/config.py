@@ -22,8 +22,9 @@ SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metri
 ALGORITHMS = {"Telescope": "TBSRN", "Gestalt": "TSRN"}
 """PaddleOCR ``Architecture.algorithm`` -> the backbone its published config uses."""
 TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode",
-                  "bicubic_residual", "residual_scale"}
-"""PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + ``residual_scale`` * network)."""
+                  "bicubic_residual", "residual_scale", "text_prior"}
+"""PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + ``residual_scale`` * network)
+and ``text_prior`` (ours: the service recognizer's reading of the LR as a second input of the trunk)."""
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -120,6 +121,8 @@ def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
         "bicubic_residual": flag(transform, "bicubic_residual", False, "Architecture.Transform"),
         "residual_scale": _residual_scale(transform),
     }
+    if flag(transform, "text_prior", False, "Architecture.Transform"):
+        kwargs["text_prior"] = True  # only when on: the converter's and older callers' networks take no such key
     return ArchitectureSpec(algorithm, backbone, flag(transform, "STN", False, "Architecture.Transform"), kwargs)
 
 

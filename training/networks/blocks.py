@@ -198,7 +198,9 @@ class SRBackbone(nn.Layer):
     ``block1`` conv 9x9 + PReLU; ``srb_nums`` residual blocks; a conv 3x3 + BN; then upsampling and a
     conv 9x9 back to RGB applied to the sum of ``block1`` and the residual trunk; ``tanh`` output.
     ``forward(lr) -> sr`` is the whole inference graph. When built with ``stn=True`` the TPS
-    rectifier is applied to the input in training mode only, as in PaddleOCR.
+    rectifier is applied to the input in training mode only, as in PaddleOCR. With ``text_prior=True`` the service
+    recognizer's reading of the LR (:class:`training.networks.text_prior.TextPrior`) joins the input of each residual
+    block through a zero-initialised 1x1 convolution (``prior``, ``prior_proj``: keys PaddleOCR's layout lacks).
     """
 
     residual_block: Callable[[int], nn.Layer]
@@ -219,6 +221,7 @@ class SRBackbone(nn.Layer):
         lr_size: tuple[int, int] = (16, 64),
         bicubic_residual: bool = False,
         residual_scale: float = 1.0,
+        text_prior: bool = False,
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
@@ -248,6 +251,15 @@ class SRBackbone(nn.Layer):
             tail = getattr(self, f"block{srb_nums + 3}")[-1]
             tail.weight.set_value(paddle.zeros_like(tail.weight))
             tail.bias.set_value(paddle.zeros_like(tail.bias))
+        self.text_prior = text_prior
+        if text_prior:  # the recognizer's reading of the LR, added before each residual block (zero at the start)
+            from training.networks.text_prior import TextPrior
+
+            self.prior = TextPrior(width)
+            self.prior_proj = nn.LayerList([nn.Conv2D(width, width, kernel_size=1) for _ in range(srb_nums)])
+            for proj in self.prior_proj:
+                proj.weight.set_value(paddle.zeros_like(proj.weight))
+                proj.bias.set_value(paddle.zeros_like(proj.bias))
         self.stn = stn
         if stn:
             from training.networks.stn import STNHead, TPSSpatialTransformer
@@ -261,7 +273,10 @@ class SRBackbone(nn.Layer):
             lr = self.tps(lr, self.stn_head(lr))
         head = self.block1(lr)
         x = head
+        prior = self.prior(lr) if self.text_prior else None
         for i in range(self.srb_nums + 1):
+            if prior is not None and i < self.srb_nums:
+                x = x + self.prior_proj[i](prior)
             x = getattr(self, f"block{i + 2}")(x)
         out = paddle.tanh(getattr(self, f"block{self.srb_nums + 3}")(head + x))
         if self.bicubic_residual:
