@@ -1,0 +1,125 @@
+"""The text prior: the service recognizer's reading of the LR crop, as a second input of the SR trunk."""
+
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+
+from training.networks import CheckpointMismatch, build_network, load_checkpoint, save_checkpoint
+from training.networks.text_prior import PRIOR_CHARSET, PRIOR_PREFIXES, TextPrior
+
+
+def _lr(n=4, seed=0):
+    paddle.seed(seed)
+    return paddle.rand([n, 3, 16, 64])
+
+
+def test_prior_is_the_recognizers_reading_of_the_crop_columns():
+    from service.recognizer import prepare
+    from training.data.synth import make_sample
+    from training.evaluate import default_recognizer
+
+    prior = TextPrior(8)
+    lrs = [make_sample(3, "test/medium", i)[1] for i in range(6)]  # (hr, lr, label): LR crops, uint8 RGB
+    x = paddle.to_tensor(np.stack([im.transpose(2, 0, 1) for im in lrs]).astype(np.float32) / 255)
+    probs = prior.probabilities(x).numpy()
+    # blank, the characters, rest: each column is a distribution; only the crop's columns (64 px -> 192 of 320 -> 24 of 40)
+    assert probs.shape == (6, len(PRIOR_CHARSET) + 2, 24)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (probs >= 0).all()
+    # greedy CTC decoding of the prior's columns is what the service recognizer reads on the raw crop
+    readings = default_recognizer()(np.stack([prepare(im) for im in lrs]))
+    alphabet = "\0" + PRIOR_CHARSET + "\1"
+    decoded = []
+    for p in probs:
+        best = p.argmax(0)
+        decoded.append("".join(alphabet[k] for i, k in enumerate(best) if k not in (0, len(alphabet) - 1) and (i == 0 or k != best[i - 1])))
+    assert decoded == [text for text, _ in readings]
+
+
+def test_a_network_with_a_prior_starts_as_the_one_without(tmp_path):
+    plain = build_network("TSRN", bicubic_residual=True, srb_nums=2)
+    with paddle.no_grad():
+        for p in plain.parameters():  # weights a trained network could have: the tail is no longer zero
+            p.set_value(p + 0.05 * paddle.randn(p.shape))
+    ckpt = save_checkpoint(plain, tmp_path / "plain.pdparams")
+    prior = build_network("TSRN", bicubic_residual=True, srb_nums=2, text_prior=True)
+    with pytest.raises(CheckpointMismatch, match="missing keys.*prior"):  # strict unless the prior's keys may be absent
+        load_checkpoint(prior, ckpt)
+    load_checkpoint(prior, ckpt, optional=PRIOR_PREFIXES)
+    plain.eval(), prior.eval()
+    x = _lr()
+    np.testing.assert_array_equal(prior(x).numpy(), plain(x).numpy())
+    # ... and learns through it: the projections get a gradient, the recognizer's weights are not parameters
+    prior.train()
+    prior(x).mean().backward()
+    assert all(float(proj.weight.grad.abs().sum()) > 0 for proj in prior.prior_proj)
+    assert not [k for k in prior.state_dict() if "recognizer" in k or "graph" in k]
+    assert sorted({k.split(".")[0] for k in prior.state_dict()} - {k.split(".")[0] for k in plain.state_dict()}) == ["prior", "prior_proj"]
+
+
+def test_the_prior_changes_the_output_once_trained():
+    net = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True)
+    net.eval()
+    x = _lr(2)
+    before = net(x).numpy()
+    with paddle.no_grad():  # the zero-initialised tail and trunk output (the network starts as bicubic) take values
+        tail = getattr(net, "block4")[-1]
+        tail.weight.set_value(paddle.full_like(tail.weight, 0.01))
+        net.block3[1].weight.set_value(paddle.ones_like(net.block3[1].weight))
+        base_only = net(x).numpy()
+        for proj in net.prior_proj:
+            proj.weight.set_value(paddle.full_like(proj.weight, 0.1))
+    assert not np.array_equal(before, base_only)
+    assert not np.allclose(net(x).numpy(), base_only, atol=1e-4)
+
+
+def test_text_prior_is_a_transform_flag(repo_root):
+    from training.config import ConfigError, architecture, load_config
+
+    cfg = "training/configs/default_tsrn.yml"
+    assert architecture(load_config(repo_root / cfg, ["Architecture.Transform.text_prior=true"])).kwargs["text_prior"] is True
+    assert "text_prior" not in architecture(load_config(repo_root / cfg, [])).kwargs
+    with pytest.raises(ConfigError, match="text_prior must be true or false"):
+        architecture(load_config(repo_root / cfg, ["Architecture.Transform.text_prior=yes please"]))
+
+
+def test_the_converter_refuses_a_network_with_a_prior(capsys, tmp_path, repo_root):
+    from textsr.cli import main
+
+    ckpt = save_checkpoint(build_network("TSRN", bicubic_residual=True), tmp_path / "tsrn.pdparams")
+    code = main(["convert", "--config", str(repo_root / "training/configs/default_tsrn.yml"), "--checkpoint", str(ckpt),
+                 "--out", str(tmp_path / "o"), "-o", "Architecture.Transform.text_prior=true"])
+    err = capsys.readouterr().err
+    assert code == 2 and "text_prior" in err and "not supported yet" in err
+
+
+def test_a_prior_run_starts_from_a_run_without_one_and_resumes_with_it(repo_root, tmp_path):
+    from training.config import load_config
+    from training.data.synth import generate
+    from training.train import Trainer
+
+    data = tmp_path / "synth"
+    generate(data, train=4, test=2, seed=5, progress=False)
+    opts = [f"Train.dataset.data_dir={data / 'train'}", f"Eval.dataset.data_dir={data / 'test'}", "Loss={name: MSELoss}",
+            "Train.loader.batch_size_per_card=2", "Architecture.Transform.srb_nums=1", "Global.eval_batch_step=[0, 0]"]
+
+    def trainer(out, *extra):
+        cfg = load_config(repo_root / "training/configs/default_tsrn.yml", [*opts, f"Global.save_model_dir={tmp_path / out}", *extra])
+        return Trainer(cfg, log=lambda s: None)
+
+    plain = trainer("plain")
+    batch = next(plain.data.batches(2))
+    for _ in range(3):  # past the zero-initialised tail and trunk output, through which the prior's gradient flows
+        plain.train_step(*batch)
+    start = plain.save("latest")
+    run = trainer("prior", "Architecture.Transform.text_prior=true", f"Global.pretrained_model={start}.pdparams")
+    np.testing.assert_array_equal(run.model.block1[0].weight.numpy(), plain.model.block1[0].weight.numpy())
+    run.train_step(*batch)
+    assert float(run.model.prior_proj[0].weight.abs().sum()) > 0  # the prior's layers learn
+    saved = run.save("latest")
+    resumed = trainer("prior2", "Architecture.Transform.text_prior=true", f"Global.checkpoints={saved}")
+    np.testing.assert_array_equal(resumed.model.prior_proj[0].weight.numpy(), run.model.prior_proj[0].weight.numpy())
+    with pytest.raises(CheckpointMismatch, match="prior"):  # resuming is strict: a run without the prior is not this run
+        trainer("prior3", "Architecture.Transform.text_prior=true", f"Global.checkpoints={start}")
