@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from convert.errors import ConversionError, Paddle2OnnxError
-from core.spec import INPUT_NAME, OUTPUT_NAME
+from core.spec import INPUT_NAME, OUTPUT_NAME, PRIOR_NAME
 
 _P2O_SCRIPT = (
     "import sys, paddle2onnx\n"
@@ -78,19 +78,25 @@ def _set_shape(value: onnx.ValueInfoProto, dims: list[int | str]) -> None:
             dim.dim_value = d
 
 
-def finalize(raw_file: Path, out_file: Path, lr_size: tuple[int, int], metadata: dict[str, str]) -> tuple[Path, int]:
-    """Give the raw paddle2onnx graph textsr's I/O contract; returns the path and the scale found."""
+def finalize(
+    raw_file: Path, out_file: Path, lr_size: tuple[int, int], metadata: dict[str, str], prior_shape: list[int] | None = None
+) -> tuple[Path, int]:
+    """Give the raw paddle2onnx graph textsr's I/O contract; returns the path and the scale found. ``prior_shape``
+    (``[-1, classes, timesteps]``): the graph has a text prior's second input, named ``prior`` here."""
     import onnxruntime as ort
 
     model = onnx.load(str(raw_file))
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise ConversionError(f"expected one graph input, found {[i.name for i in inputs]}")
-    probe = np.zeros((1, 3, *lr_size), np.float32)
+    if len(inputs) != 1 + (prior_shape is not None):
+        raise ConversionError(f"expected {1 + (prior_shape is not None)} graph input(s), found {[i.name for i in inputs]}")
+    inputs.sort(key=lambda i: len(i.type.tensor_type.shape.dim) != 4)  # the image first, then the prior (3-D)
+    feeds = {inputs[0].name: np.zeros((1, 3, *lr_size), np.float32)}
+    if prior_shape is not None:
+        feeds[inputs[1].name] = np.zeros((1, *prior_shape[1:]), np.float32)
     session = ort.InferenceSession(str(raw_file), providers=["CPUExecutionProvider"])
-    outs = session.run(None, {inputs[0].name: probe})
+    outs = session.run(None, feeds)
     names = [o.name for o in session.get_outputs()]
     upscaled = [(n, o.shape) for n, o in zip(names, outs) if o.ndim == 4 and o.shape[2] > lr_size[0]]
     if len(upscaled) != 1:
@@ -102,6 +108,9 @@ def finalize(raw_file: Path, out_file: Path, lr_size: tuple[int, int], metadata:
 
     _rename(graph, inputs[0].name, INPUT_NAME)
     _set_shape(inputs[0], ["N", 3, *lr_size])
+    if prior_shape is not None:
+        _rename(graph, inputs[1].name, PRIOR_NAME)
+        _set_shape(inputs[1], ["N", *prior_shape[1:]])
     raw_out = f"{OUTPUT_NAME}_unclipped"
     _rename(graph, sr_name, raw_out)
     graph.initializer.extend([numpy_helper.from_array(np.array(v, np.float32), f"sr_clip_{k}") for k, v in (("min", 0.0), ("max", 1.0))])

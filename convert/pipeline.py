@@ -14,7 +14,7 @@ from convert import graph
 from convert.errors import ConversionError
 from convert.sources import Source, from_checkpoint, from_inference_dir
 from convert.verify import FP16_TOLERANCE, FP32_TOLERANCE, reference_outputs, verify
-from core.manifest import GraphFile, Manifest, TensorSpec, sha256_file, write_manifest
+from core.manifest import GraphFile, Manifest, TensorSpec, TextPriorSpec, sha256_file, write_manifest
 from core.spec import CHANNELS, INPUT_NAME, OUTPUT_NAME
 
 MIN_OPSET = 13
@@ -33,14 +33,22 @@ class _Steps:
         self.log(f"[{self.n}/{self.total}] {text} (t={time.perf_counter() - self.t0:.1f}s)")
 
 
-def _ort_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+def _ort_runner(path: Path, prior: TextPriorSpec | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """ONNX Runtime on ``path`` as the service runs it: for a text-prior model, with the service's recognizer in
+    front (so verification covers the prior the service computes, not only the graph)."""
     import onnxruntime as ort
 
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own exception types
         raise ConversionError(f"ONNX Runtime cannot load {path.name}: {exc}") from None
-    return lambda x: session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    if prior is None:
+        return lambda x: session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    from service.engine import OrtEngine
+    from service.recognizer import default_model_path
+    from service.text_prior import TextPriorEngine
+
+    return TextPriorEngine(OrtEngine(session=session), OrtEngine(default_model_path(), providers="cpu"), prior)
 
 
 def _versions() -> dict[str, str]:
@@ -105,19 +113,20 @@ def convert(
         step("setting I/O contract: lr -> sr, clip to [0, 1], dynamic batch, metadata")
         model_name = name or f"{source.algorithm.lower()}-{source.backbone.lower()}"
         meta = {"name": model_name, "algorithm": source.algorithm, "backbone": source.backbone, "value_range": "0,1"}
-        onnx_path, scale = graph.finalize(raw, out / ONNX_NAME, source.lr_size, meta)
+        prior = source.text_prior
+        onnx_path, scale = graph.finalize(raw, out / ONNX_NAME, source.lr_size, meta, prior.input.shape if prior else None)
         if simplify:
             step("simplifying the graph with onnxslim")
             graph.simplify(onnx_path)
         step(f"verifying ONNX Runtime against {source.reference_name} (tolerance {FP32_TOLERANCE:g})")
         expected = reference_outputs(source.reference, source.lr_size)
-        check = verify(expected, _ort_runner(onnx_path), FP32_TOLERANCE, source.reference_name)
+        check = verify(expected, _ort_runner(onnx_path, prior), FP32_TOLERANCE, source.reference_name)
         log(f"      max |diff| = {check.max_abs_diff:.3g}")
         graphs = [GraphFile(file=ONNX_NAME, sha256=sha256_file(onnx_path), precision="fp32", verification=check)]
         if fp16:
             step("writing and verifying the fp16 graph")
             half = graph.to_fp16(onnx_path, out / FP16_NAME)
-            check16 = verify(expected, _ort_runner(half), FP16_TOLERANCE, source.reference_name)
+            check16 = verify(expected, _ort_runner(half, prior), FP16_TOLERANCE, source.reference_name)
             log(f"      fp16 max |diff| = {check16.max_abs_diff:.3g}")
             graphs.append(GraphFile(file=FP16_NAME, sha256=sha256_file(half), precision="fp16", verification=check16))
         else:
@@ -136,6 +145,7 @@ def convert(
             source=source.provenance,
             versions=_versions(),
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            text_prior=prior,
         )
         path = write_manifest(out, manifest)
         step(f"done: {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB), {path}")

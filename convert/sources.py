@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ConfigError, DataError, InputNotFound
-from core.manifest import sha256_file
-from core.spec import CHANNELS, INPUT_NAME, LR_HEIGHT, LR_WIDTH
+from core.manifest import TensorSpec, TextPriorSpec, sha256_file
+from core.spec import CHANNELS, INPUT_NAME, LR_HEIGHT, LR_WIDTH, PRIOR_CHARSET, PRIOR_NAME
 
 MODEL_SUFFIXES = (".json", ".pdmodel")
 
@@ -38,6 +38,8 @@ class Source:
     reference: Callable[[np.ndarray], np.ndarray]
     reference_name: str
     provenance: dict[str, str] = field(default_factory=dict)
+    text_prior: TextPriorSpec | None = None
+    """Set for a network with a text prior: the graph's second input (the reference computes it itself)."""
 
 
 def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, overrides: list[str] = ()) -> Source:
@@ -49,23 +51,23 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
     from training.networks import build_network, load_checkpoint
 
     spec = architecture(load_config(config, list(overrides)))
-    if spec.kwargs.get("text_prior"):
-        raise ConfigError(
-            "Architecture.Transform.text_prior: a network with a text prior runs the service recognizer inside its "
-            "forward pass; exporting it to ONNX is not supported yet"
-        )
     if not Path(checkpoint).is_file():
         raise InputNotFound(f"checkpoint not found: {checkpoint}")
     net = build_network(spec.backbone, **spec.kwargs)
     load_checkpoint(net, checkpoint)
     net.eval()
     prefix = workdir / "inference"
-    input_spec = paddle.static.InputSpec([None, CHANNELS, *spec.lr_size], "float32", INPUT_NAME)
-    paddle.jit.save(paddle.jit.to_static(net, input_spec=[input_spec], full_graph=True), str(prefix))
+    input_spec = [paddle.static.InputSpec([None, CHANNELS, *spec.lr_size], "float32", INPUT_NAME)]
+    prior = _text_prior(net, spec.lr_size) if spec.kwargs.get("text_prior") else None
+    if prior is not None:  # the recognizer's reading is the graph's second input; the service computes it
+        input_spec.append(paddle.static.InputSpec([None, *prior.input.shape[1:]], "float32", PRIOR_NAME))
+    paddle.jit.save(paddle.jit.to_static(net, input_spec=input_spec, full_graph=True), str(prefix))
 
     def reference(x: np.ndarray) -> np.ndarray:
         with paddle.no_grad():
-            return net(paddle.to_tensor(x)).numpy()
+            lr = paddle.to_tensor(x)
+            # a prior network's reference reads the crop with training's recognizer (Paddle), the service's with ONNX Runtime
+            return (net(lr, net.prior.probabilities(lr)) if prior is not None else net(lr)).numpy()
 
     return Source(
         kind="paddleocr-checkpoint",
@@ -83,6 +85,20 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
             "checkpoint_sha256": sha256_file(checkpoint),
             **({"overrides": " ".join(overrides)} if overrides else {}),
         },
+        text_prior=prior,
+    )
+
+
+def _text_prior(net, lr_size: tuple[int, int]) -> TextPriorSpec:
+    """The second input of ``net`` (built with ``text_prior``): its shape, and the recognizer that computes it."""
+    import paddle
+
+    with paddle.no_grad():
+        shape = net.prior.probabilities(paddle.zeros([1, CHANNELS, *lr_size])).shape
+    path = net.prior.recognizer[0].path
+    return TextPriorSpec(
+        input=TensorSpec(name=PRIOR_NAME, shape=[-1, int(shape[1]), int(shape[2])]),
+        recognizer=path.name, recognizer_sha256=sha256_file(path), characters=PRIOR_CHARSET,
     )
 
 

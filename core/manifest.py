@@ -48,6 +48,21 @@ class GraphFile(BaseModel):
     verification: Verification
 
 
+class TextPriorSpec(BaseModel):
+    """The second input of a model trained with a text prior: the service recognizer's reading of the LR batch.
+
+    The runtime reads the LR batch with ``recognizer`` (its file in the rapidocr package, checked by ``recognizer_sha256``),
+    keeps the blank's, ``characters``' and a "rest" class's probabilities (1 - the others') over the first
+    ``input.shape[2]`` timesteps, and feeds them as ``input`` ``[N, classes, timesteps]``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    input: TensorSpec
+    recognizer: str
+    recognizer_sha256: str
+    characters: str
+
+
 class Manifest(BaseModel):
     """Everything a runtime needs to know about a converted model, and its provenance."""
 
@@ -67,6 +82,7 @@ class Manifest(BaseModel):
     source: dict[str, str] = Field(description="kind, file names and sha256 of the converted Paddle model")
     versions: dict[str, str]
     created: str
+    text_prior: TextPriorSpec | None = Field(default=None, description="set for a model with a text prior")
 
     @property
     def lr_size(self) -> tuple[int, int]:
@@ -101,5 +117,5 @@ def read_manifest(model_dir: str | Path) -> Manifest:
 def write_manifest(model_dir: str | Path, manifest: Manifest) -> Path:
     """Write ``manifest`` as indented JSON into ``model_dir``."""
     path = Path(model_dir) / MANIFEST_NAME
-    path.write_text(manifest.model_dump_json(indent=2) + "\n")
+    path.write_text(manifest.model_dump_json(indent=2, exclude_none=True) + "\n")
     return path

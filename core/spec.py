@@ -6,6 +6,8 @@ converter writes from here. Training and conversion import them so that the numb
 
 from __future__ import annotations
 
+import string
+
 LR_HEIGHT = 16
 """Height of the low-resolution model input (PaddleOCR: ``sr_image_shape`` 32 divided by the scale)."""
 LR_WIDTH = 64
@@ -19,6 +21,11 @@ CHANNELS = 3
 
 INPUT_NAME = "lr"
 OUTPUT_NAME = "sr"
+PRIOR_NAME = "prior"
+"""The second input of a model with a text prior: the service recognizer's reading of ``lr``."""
+PRIOR_CHARSET = string.digits + string.ascii_letters
+"""The characters a text prior keeps of the recognizer's classes (after the blank; one "rest" class follows):
+those of ``textsr gen-data``'s labels and of TextZoom's. The manifest of a model with a prior carries them."""
 
 TELESCOPE_ALPHABET = "-0123456789abcdefghijklmnopqrstuvwxyz"
 """Classes of the Telescope recognizer (index 0 is the end/padding symbol ``-``)."""

@@ -139,25 +139,27 @@ class OrtEngine:
         self.device = "cuda" if self.providers and self.providers[0] == CUDA else "cpu"
         self.use_io_binding = (self.device == "cuda") if use_io_binding is None else use_io_binding
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Run the graph on ``x`` (its first input); ``extra``: its other inputs by name (a text prior's)."""
         if x.dtype != np.float32 or x.ndim != 4:
             raise EngineError(f"engine input must be float32 NCHW, got {x.dtype} with shape {x.shape}")
+        feeds = {self.input_name: x, **(extra or {})}
         try:
             if self.use_io_binding:
-                return self._run_bound(x)
-            return self.session.run([self.output_name], {self.input_name: x})[0]
+                return self._run_bound(feeds)
+            return self.session.run([self.output_name], feeds)[0]
         except EngineError:
             raise
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EngineError(f"inference failed on a batch of {len(x)}: {exc}") from None
 
-    def _run_bound(self, x: np.ndarray) -> np.ndarray:
-        """Run with IOBinding: input copied to the device once, output allocated by ORT on the device."""
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run with IOBinding: inputs copied to the device once, output allocated by ORT on the device."""
         import onnxruntime as ort
 
         binding = self.session.io_binding()
-        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x), self.device, 0)
-        binding.bind_ortvalue_input(self.input_name, value)
+        for name, x in feeds.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x), self.device, 0))
         binding.bind_output(self.output_name, self.device)
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]

@@ -45,7 +45,8 @@ def target_width(height: int, width: int) -> int:
 
 
 def prepare(rgb: np.ndarray) -> np.ndarray:
-    """RGB uint8 crop -> [3, 48, 320] float32: aspect-kept resize to height 48 (bilinear), BGR, [-1, 1], right padding.
+    """RGB crop (uint8, or float in [0, 255]) -> [3, 48, 320] float32: aspect-kept resize to height 48 (bilinear), BGR,
+    [-1, 1], right padding.
 
     Training's differentiable copy (``training.networks.service_recognizer``) follows these same steps
     and constants; a test holds the two equal.

@@ -55,6 +55,9 @@ class ModelOut(BaseModel):
     auto_tile_above: float = Field(description="mode=auto tiles crops whose width/height is above this (1.5x the input's)")
     sha256: str
     default: bool
+    text_prior: str | None = Field(
+        default=None, description="for a model with a text prior: the recognizer whose reading of each crop it takes as a second input"
+    )
 
 
 class ModelsResponse(BaseModel):

@@ -139,6 +139,7 @@ def v1_router(settings: Settings) -> APIRouter:
                 providers=m.engine.providers, input_shape=m.manifest.input.shape, output_shape=m.manifest.output.shape,
                 scale=m.manifest.scale, auto_tile_above=images.auto_tile_above(m.manifest.lr_size),
                 sha256=m.manifest.graph(m.precision).sha256, default=m.name == p.repository.default,
+                text_prior=m.manifest.text_prior.recognizer if m.manifest.text_prior else None,
             )
             for m in p.repository.models.values()
         ]

@@ -85,16 +85,6 @@ def test_text_prior_is_a_transform_flag(repo_root):
         architecture(load_config(repo_root / cfg, ["Architecture.Transform.text_prior=yes please"]))
 
 
-def test_the_converter_refuses_a_network_with_a_prior(capsys, tmp_path, repo_root):
-    from textsr.cli import main
-
-    ckpt = save_checkpoint(build_network("TSRN", bicubic_residual=True), tmp_path / "tsrn.pdparams")
-    code = main(["convert", "--config", str(repo_root / "training/configs/default_tsrn.yml"), "--checkpoint", str(ckpt),
-                 "--out", str(tmp_path / "o"), "-o", "Architecture.Transform.text_prior=true"])
-    err = capsys.readouterr().err
-    assert code == 2 and "text_prior" in err and "not supported yet" in err
-
-
 def test_a_prior_run_starts_from_a_run_without_one_and_resumes_with_it(repo_root, tmp_path):
     from training.config import load_config
     from training.data.synth import generate

@@ -267,13 +267,21 @@ class SRBackbone(nn.Layer):
             self.tps = TPSSpatialTransformer(output_image_size=lr_size, num_control_points=20, margins=(0.05, 0.05))
             self.stn_head = STNHead(in_channels=in_planes, num_ctrlpoints=20)
 
-    def forward(self, lr: paddle.Tensor) -> paddle.Tensor:
-        """Map a low-resolution batch ``[N, 3, h, w]`` in [0, 1] to ``[N, 3, 2h, 2w]`` in (-1, 1)."""
+    def forward(self, lr: paddle.Tensor, prior: paddle.Tensor | None = None) -> paddle.Tensor:
+        """Map a low-resolution batch ``[N, 3, h, w]`` in [0, 1] to ``[N, 3, 2h, 2w]`` in (-1, 1).
+
+        With ``text_prior``, ``prior`` is the recognizer's reading of ``lr`` (:meth:`TextPrior.probabilities`, computed
+        here when not given; an exported graph takes it as its second input)."""
+        if self.text_prior:
+            if prior is None:
+                prior = self.prior.probabilities(lr)
+            prior = self.prior(prior, lr.shape[3], lr.shape[2])
+        elif prior is not None:
+            raise ValueError("this network was built without text_prior; it takes no prior")
         if self.stn and self.training:
             lr = self.tps(lr, self.stn_head(lr))
         head = self.block1(lr)
         x = head
-        prior = self.prior(lr) if self.text_prior else None
         for i in range(self.srb_nums + 1):
             if prior is not None and i < self.srb_nums:
                 x = x + self.prior_proj[i](prior)

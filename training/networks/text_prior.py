@@ -3,7 +3,8 @@
 The frozen service recognizer (PP-OCRv6 small, read from the ONNX file the service reads) looks at the LR crop as
 ``/v1/recognize?source=raw`` does; its per-timestep class probabilities, cut to the columns that hold the crop
 (the rest is padding) and to :data:`PRIOR_CHARSET` plus the blank and a "rest" class (all other characters), are
-embedded per timestep, resampled to the LR width and repeated down the rows: ``forward(lr) -> [N, channels, h, w]``.
+embedded per timestep, resampled to the LR width and repeated down the rows. :meth:`TextPrior.probabilities` is the
+recognizer's part (the service computes the same from its own ONNX session), :meth:`TextPrior.forward` the network's.
 The network adds this map into its residual trunk through zero-initialised 1x1 convolutions, so a network with a
 prior starts as the same function as one without (and loads its weights: the prior's keys are new).
 The recognizer is not a sublayer: its weights are constants, never saved with the SR weights.
@@ -12,22 +13,21 @@ The recognizer is not a sublayer: its weights are constants, never saved with th
 from __future__ import annotations
 
 import math
-import string
 
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
+from core.spec import PRIOR_CHARSET
 from training.networks.blocks import Mish
 
-PRIOR_CHARSET = string.digits + string.ascii_letters
-"""The characters whose probabilities the prior keeps (those of ``textsr gen-data``'s labels and TextZoom's)."""
+__all__ = ["PRIOR_CHARSET", "PRIOR_PREFIXES", "TextPrior"]
 PRIOR_PREFIXES = ("prior.", "prior_proj.")
 """Checkpoint keys only a network with a text prior has (absent from one trained without)."""
 
 
 class TextPrior(nn.Layer):
-    """``forward(lr [N, 3, h, w] in [0, 1]) -> [N, channels, h, w]``: the recognizer's reading, embedded."""
+    """``probabilities(lr [N, 3, h, w] in [0, 1]) -> [N, classes, T_crop]``, ``forward(those, w, h) -> [N, channels, h, w]``."""
 
     def __init__(self, channels: int, recognizer_model: str | None = None) -> None:
         super().__init__()
@@ -55,8 +55,8 @@ class TextPrior(nn.Layer):
         rest = paddle.clip(1 - picked.sum(-1, keepdim=True), min=0.0)
         return paddle.concat([picked, rest], axis=-1).transpose([0, 2, 1]).detach()
 
-    def forward(self, lr: paddle.Tensor) -> paddle.Tensor:
-        n, _, h, w = lr.shape
-        features = self.embed(self.probabilities(lr))  # [N, channels, T_crop]
-        features = F.interpolate(features.unsqueeze(2), size=[1, w], mode="bilinear", align_corners=False)
-        return features.expand([n, features.shape[1], h, w])
+    def forward(self, probabilities: paddle.Tensor, width: int, height: int) -> paddle.Tensor:
+        """Embed :meth:`probabilities` ``[N, classes, T_crop]`` into a ``[N, channels, height, width]`` map."""
+        features = self.embed(probabilities)  # [N, channels, T_crop]
+        features = F.interpolate(features.unsqueeze(2), size=[1, width], mode="bilinear", align_corners=False)
+        return features.expand([features.shape[0], features.shape[1], height, width])

@@ -1,0 +1,118 @@
+"""A network with a text prior converts to ONNX with a second input, and the service computes that input itself."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from convert.verify import render_text_crops
+from core.manifest import read_manifest
+from core.spec import PRIOR_CHARSET
+from service.errors import ModelLoadError
+from service.repository import load_model
+from textsr.cli import main
+from training.networks import build_network, load_checkpoint, save_checkpoint
+
+DEFAULT = "training/configs/default_tsrn.yml"
+PRIOR = ["-o", "Architecture.Transform.text_prior=true", "Architecture.Transform.srb_nums=1"]
+
+
+def _prior_network():
+    """A small TSRN whose prior moves its output: tail, trunk output and prior projections away from zero."""
+    paddle.seed(3)
+    net = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True)
+    with paddle.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith(("block4", "block3.1", "prior_proj")) and not name.endswith(("_mean", "_variance")):
+                p.set_value(paddle.randn(p.shape) * (0.05 if name.startswith("block4") else 0.5))
+    return net
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory, repo_root):
+    tmp = tmp_path_factory.mktemp("prior")
+    ckpt = save_checkpoint(_prior_network(), tmp / "prior.pdparams")
+    out = tmp / "onnx"
+    assert main(["convert", "--config", str(repo_root / DEFAULT), "--checkpoint", str(ckpt), "--out", str(out), "--fp16", *PRIOR]) == 0
+    return ckpt, out
+
+
+def test_the_manifest_names_the_prior_and_its_recognizer(converted):
+    from service.recognizer import default_model_path
+
+    _, out = converted
+    m = read_manifest(out)
+    assert m.input.name == "lr" and m.input.shape == [-1, 3, 16, 64]
+    assert m.text_prior.input.name == "prior" and m.text_prior.input.shape == [-1, len(PRIOR_CHARSET) + 2, 24]
+    assert m.text_prior.recognizer == default_model_path().name and m.text_prior.characters == PRIOR_CHARSET
+    assert all(g.verification.max_abs_diff <= g.verification.tolerance for g in m.graphs)
+    assert "text_prior" in json.loads((out / "manifest.json").read_text())
+
+
+def test_a_manifest_without_a_prior_is_written_as_before(repo_root, tmp_path):
+    from core.manifest import write_manifest
+
+    shipped = repo_root / "models/gestalt-tsrn-synth"
+    path = write_manifest(tmp_path, read_manifest(shipped))
+    assert path.read_text() == (shipped / "manifest.json").read_text()  # no "text_prior": null for older readers
+
+
+def test_the_service_engine_equals_paddle_and_the_prior_matters(converted):
+    ckpt, out = converted
+    net = load_checkpoint(build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True), ckpt)
+    net.eval()
+    engine = load_model(out, "cpu", "fp32", 1).engine
+    x = render_text_crops(5, (16, 64), seed=4)
+    with paddle.no_grad():
+        want = np.clip(net(paddle.to_tensor(x)).numpy(), 0, 1)
+        lr = paddle.to_tensor(x)
+        # the same network fed a reading of other crops: the output moves, so the parity above tests the prior too
+        other = np.clip(net(lr, net.prior.probabilities(lr)[::-1]).numpy(), 0, 1)
+    got = engine(x)
+    assert np.abs(got - want).max() <= 1e-4
+    assert np.abs(other - want).max() > 1e-2
+    # the service's reading of the crops is training's (ONNX Runtime and cv2 vs Paddle)
+    with paddle.no_grad():
+        np.testing.assert_allclose(engine.prior(x), net.prior.probabilities(paddle.to_tensor(x)).numpy(), atol=1e-4)
+
+
+def test_served_end_to_end(converted):
+    import cv2
+    from fastapi.testclient import TestClient
+
+    from service.http.app import create_app
+    from service.repository import ModelRepository
+    from service.settings import Settings
+    from training.evaluate import onnx_upscaler
+
+    _, out = converted
+    x = render_text_crops(3, (16, 64), seed=9)
+    model = load_model(out, "cpu", "fp32", 1)
+    with onnx_upscaler(out) as upscale:  # the service's pipeline without HTTP (what `textsr eval` runs)
+        np.testing.assert_allclose(upscale(x), model.engine(x), atol=1e-6)
+    with TestClient(create_app(Settings(recognition=False), ModelRepository([model]))) as client:
+        (info,) = client.get("/v1/models").json()["models"]
+        assert info["text_prior"] == "PP-OCRv6_rec_small.onnx" and info["input_shape"] == [-1, 3, 16, 64]
+        crop = np.ascontiguousarray((x[0].transpose(1, 2, 0)[..., ::-1] * 255).round().astype(np.uint8))
+        png = cv2.imencode(".png", crop)[1].tobytes()
+        r = client.post("/v1/upscale", files={"file": ("c.png", png, "image/png")}, headers={"Accept": "image/png"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        sr = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+        want = model.engine(np.ascontiguousarray(crop[..., ::-1].transpose(2, 0, 1)[None] / 255.0, np.float32))[0]
+        assert np.abs(sr.astype(float) - want.transpose(1, 2, 0) * 255).max() <= 1.0
+
+
+def test_a_model_trained_on_another_recognizer_does_not_load(converted, tmp_path):
+    import shutil
+
+    _, out = converted
+    copy = tmp_path / "m"
+    shutil.copytree(out, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["text_prior"]["recognizer_sha256"] = "0" * 64
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="text prior was trained on PP-OCRv6_rec_small.onnx"):
+        load_model(copy, "cpu", "fp32", 1)
