@@ -52,6 +52,7 @@ class TrainSettings:
     best_metric: str
     best_needs_fidelity: bool
     ema_decay: float
+    lr_mult: dict[str, float]
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TrainSettings:
@@ -91,6 +92,7 @@ class TrainSettings:
             best_metric=_best_metric(g.get("best_metric", "psnr"), eval_recognition),
             best_needs_fidelity=flag(g, "best_needs_fidelity", False),
             ema_decay=_ema_decay(g.get("ema_decay")),
+            lr_mult=_lr_mult(opt.get("lr_mult")),
         )
 
 
@@ -120,6 +122,18 @@ def _ema_decay(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ConfigError(f"Global.ema_decay must be a number in [0, 1) (0: off), got {value!r}")
     return float(value)
+
+
+def _lr_mult(value: Any) -> dict[str, float]:
+    """``Optimizer.lr_mult``: ``{layer name: multiplier}`` of the learning rate for that top-level layer's parameters
+    (e.g. ``{prior: 10, prior_proj: 10}``: new layers learn faster than the trained ones they join)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0 for k, v in value.items()
+    ):
+        raise ConfigError(f"Optimizer.lr_mult must map layer names to numbers > 0, got {value!r}")
+    return {k: float(v) for k, v in value.items()}
 
 
 def _ckpt_prefix(path: Path) -> Path:
@@ -161,6 +175,12 @@ class Trainer:
         # what checkpoints hold: the network and the loss's frozen layers, in PaddleOCR's layout
         self.checkpointed = PaddleOCRLayout(self.model, carried)
         self.data = LMDBDataSetSR(s.train_dir)
+        layers = dict(self.model.named_children())
+        for name, mult in s.lr_mult.items():  # Paddle's optimizers scale a parameter's step by its own learning_rate
+            if name not in layers:
+                raise ConfigError(f"Optimizer.lr_mult: the network has no layer {name!r}; it has {sorted(layers)}")
+            for p in layers[name].parameters():
+                p.optimize_attr["learning_rate"] = mult
         clip = paddle.nn.ClipGradByGlobalNorm(s.clip_norm) if s.clip_norm else None
         if s.optimizer == "Momentum":  # steps in proportion to the gradient (Adam moves every weight by ~lr)
             self.optimizer = paddle.optimizer.Momentum(

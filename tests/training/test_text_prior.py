@@ -113,3 +113,25 @@ def test_a_prior_run_starts_from_a_run_without_one_and_resumes_with_it(repo_root
     np.testing.assert_array_equal(resumed.model.prior_proj[0].weight.numpy(), run.model.prior_proj[0].weight.numpy())
     with pytest.raises(CheckpointMismatch, match="prior"):  # resuming is strict: a run without the prior is not this run
         trainer("prior3", "Architecture.Transform.text_prior=true", f"Global.checkpoints={start}")
+
+
+def test_lr_mult_scales_the_step_of_a_layer(repo_root, tmp_path):
+    """Adam's first step moves every parameter with a gradient by lr (times its multiplier): exactly, up to epsilon."""
+    from training.config import ConfigError, load_config
+    from training.data.synth import generate
+    from training.train import Trainer
+
+    data = tmp_path / "synth"
+    generate(data, train=4, test=2, seed=5, progress=False)
+    opts = [f"Train.dataset.data_dir={data / 'train'}", f"Eval.dataset.data_dir={data / 'test'}", "Loss={name: MSELoss}",
+            "Train.loader.batch_size_per_card=2", "Architecture.Transform.srb_nums=1", f"Global.save_model_dir={tmp_path / 'o'}",
+            "Architecture.Transform.bicubic_residual=false", "Optimizer.clip_norm=0", "Optimizer.lr.values=[0.001,0.001]"]
+    t = Trainer(load_config(repo_root / "training/configs/default_tsrn.yml", [*opts, "Optimizer.lr_mult={block1: 10}"]), log=lambda s: None)
+    before = {k: v.numpy().copy() for k, v in t.model.named_parameters()}
+    t.train_step(*next(t.data.batches(2)))
+    moved = {k: np.abs(v.numpy() - before[k]).max() for k, v in t.model.named_parameters() if k.startswith(("block1.", "block4."))}
+    assert moved["block1.0.weight"] == pytest.approx(0.01, rel=1e-3)
+    assert moved["block4.0.conv.weight"] == pytest.approx(0.001, rel=1e-3)
+    for bad, match in (("{blockX: 2}", "no layer 'blockX'"), ("{block2: 0}", "numbers > 0"), ("[1]", "numbers > 0")):
+        with pytest.raises(ConfigError, match=match):
+            Trainer(load_config(repo_root / "training/configs/default_tsrn.yml", [*opts, f"Optimizer.lr_mult={bad}"]), log=lambda s: None)
