@@ -280,15 +280,15 @@ def test_best_checkpoint_by_recognition_accuracy(repo_root, data, tmp_path):
             Trainer(config(repo_root, data, tmp_path, "MSELoss", "Global.best_metric=accuracy", bad), log=lambda s: None)
 
 
-@pytest.mark.parametrize("run", ["deep-feature-teacher"])
+@pytest.mark.parametrize("run", ["deep-feature-teacher", "text-prior"])
 def test_committed_resume_points_resume(run, repo_root, data, tmp_path):
-    """checkpoints/<run>/ resumes with the overrides its README gives: the same loss and optimizer settings, step and
-    optimizer state come back, and a step runs from there."""
+    """checkpoints/<run>/ resumes with the overrides its README gives (the command after its entry): the same
+    architecture, loss and optimizer settings, step and optimizer state come back, and a step runs from there."""
     import re
 
     folder = repo_root / "checkpoints" / run
     states = json.loads((folder / "latest.states").read_text())
-    command = (repo_root / "checkpoints/README.md").read_text().split("```bash\n")[1].split("```")[0]
+    command = (repo_root / "checkpoints/README.md").read_text().split(f"`{run}/`")[1].split("```bash\n")[1].split("```")[0]
     overrides = [o.strip('"') for o in re.findall(r'"[^"]+"|\S+=\S+', command.split("-o", 1)[1].replace("\\\n", " "))]
     cfg = load_config(repo_root / DEFAULT, [
         *[o for o in overrides if not o.startswith(("Global.checkpoints=", "Global.save_model_dir="))],
@@ -296,6 +296,7 @@ def test_committed_resume_points_resume(run, repo_root, data, tmp_path):
         f"Train.dataset.data_dir={data / 'train'}", f"Eval.dataset.data_dir={data / 'test'}", "Train.loader.batch_size_per_card=2",
     ])
     assert cfg["Loss"] == {**states["config"]["Loss"], "name": "RecognitionLoss"}
+    assert architecture(cfg) == architecture(states["config"])
     assert cfg["Optimizer"] == states["config"]["Optimizer"]  # the command continues at the learning rate it ended with
     assert cfg["Global"].get("ema_decay") == states["config"]["Global"].get("ema_decay")  # the average goes on, or stays off
     t = Trainer(cfg, log=lambda s: None)
