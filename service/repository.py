@@ -2,7 +2,8 @@
 
 A model folder that fails its checks stops startup with a message naming the file: a missing
 manifest or graph, a sha256 that is not the manifest's, a graph whose input is not the
-manifest's, or (for a model with a text prior) an installed recognizer that is not the one it was trained on. Normalisation and shapes come from the manifest, never from constants here.
+manifest's, or (for a model with a text prior) an installed recognizer that is not the one it was
+trained on. Normalisation and shapes come from the manifest, never from constants here.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_the_prior_changes_the_output_once_trained():
     x = _lr(2)
     before = net(x).numpy()
     with paddle.no_grad():  # the zero-initialised tail and trunk output (the network starts as bicubic) take values
-        tail = getattr(net, "block4")[-1]
+        tail = net.block4[-1]
         tail.weight.set_value(paddle.full_like(tail.weight, 0.01))
         net.block3[1].weight.set_value(paddle.ones_like(net.block3[1].weight))
         base_only = net(x).numpy()
