@@ -199,12 +199,10 @@ class Trainer:
         # with a recognizer file of its own, SR weights may come without the recognizer (an MSE run's)
         self.optional = tuple(f"{name}." for name in carried) if rec_path else ()
         if s.pretrained:
-            # a PaddleOCR checkpoint's recognizer is dropped when this run's loss carries none; a network with a text
-            # prior starts from weights trained without one (its prior layers start at zero: the same function)
-            from training.networks.text_prior import PRIOR_PREFIXES
-
-            fresh = PRIOR_PREFIXES if self.arch.kwargs.get("text_prior") else ()
-            load_checkpoint(self.checkpointed, s.pretrained, drop_training_only=True, optional=self.optional + fresh)
+            # a PaddleOCR checkpoint's recognizer is dropped when this run's loss carries none; layers the network adds to
+            # PaddleOCR's layout (a text prior's) may be absent: they start as built
+            optional = self.optional + self.model.added_prefixes
+            load_checkpoint(self.checkpointed, s.pretrained, drop_training_only=True, optional=optional)
         if rec_path:
             (recognizer,) = carried.values()
             load_checkpoint(recognizer, rec_path)

@@ -7,7 +7,7 @@ import paddle
 import pytest
 
 from training.networks import CheckpointMismatch, build_network, load_checkpoint, save_checkpoint
-from training.networks.text_prior import PRIOR_CHARSET, PRIOR_PREFIXES, TextPrior
+from training.networks.text_prior import PRIOR_CHARSET, TextPrior
 
 
 def _lr(n=4, seed=0):
@@ -47,7 +47,8 @@ def test_a_network_with_a_prior_starts_as_the_one_without(tmp_path):
     prior = build_network("TSRN", bicubic_residual=True, srb_nums=2, text_prior=True)
     with pytest.raises(CheckpointMismatch, match="missing keys.*prior"):  # strict unless the prior's keys may be absent
         load_checkpoint(prior, ckpt)
-    load_checkpoint(prior, ckpt, optional=PRIOR_PREFIXES)
+    assert plain.added_prefixes == () and prior.added_prefixes == ("prior.", "prior_proj.")
+    load_checkpoint(prior, ckpt, optional=prior.added_prefixes)
     plain.eval(), prior.eval()
     x = _lr()
     np.testing.assert_array_equal(prior(x).numpy(), plain(x).numpy())

@@ -267,6 +267,12 @@ class SRBackbone(nn.Layer):
             self.tps = TPSSpatialTransformer(output_image_size=lr_size, num_control_points=20, margins=(0.05, 0.05))
             self.stn_head = STNHead(in_channels=in_planes, num_ctrlpoints=20)
 
+    @property
+    def added_prefixes(self) -> tuple[str, ...]:
+        """Prefixes of this network's keys that PaddleOCR's layout lacks (a text prior's layers): weights trained without
+        them may leave these as built (zero: the same function), e.g. ``Global.pretrained_model``."""
+        return ("prior.", "prior_proj.") if self.text_prior else ()
+
     def forward(self, lr: paddle.Tensor, prior: paddle.Tensor | None = None) -> paddle.Tensor:
         """Map a low-resolution batch ``[N, 3, h, w]`` in [0, 1] to ``[N, 3, 2h, 2w]`` in (-1, 1).
 

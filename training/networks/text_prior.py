@@ -21,9 +21,7 @@ from paddle import nn
 from core.spec import PRIOR_CHARSET
 from training.networks.blocks import Mish
 
-__all__ = ["PRIOR_CHARSET", "PRIOR_PREFIXES", "TextPrior"]
-PRIOR_PREFIXES = ("prior.", "prior_proj.")
-"""Checkpoint keys only a network with a text prior has (absent from one trained without)."""
+__all__ = ["PRIOR_CHARSET", "TextPrior"]
 
 
 class TextPrior(nn.Layer):
