@@ -22,9 +22,10 @@ SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metri
 ALGORITHMS = {"Telescope": "TBSRN", "Gestalt": "TSRN"}
 """PaddleOCR ``Architecture.algorithm`` -> the backbone its published config uses."""
 TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode",
-                  "bicubic_residual", "residual_scale", "text_prior"}
-"""PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + ``residual_scale`` * network)
-and ``text_prior`` (ours: the service recognizer's reading of the LR as a second input of the trunk)."""
+                  "bicubic_residual", "residual_scale", "text_prior", "prior_trainable"}
+"""PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + ``residual_scale`` * network),
+``text_prior`` (ours: the service recognizer's reading of the LR as a second input of the trunk) and ``prior_trainable``
+(ours: that reading from a fine-tuned copy of the recognizer, trained with the network)."""
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -123,6 +124,8 @@ def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
     }
     if flag(transform, "text_prior", False, "Architecture.Transform"):
         kwargs["text_prior"] = True  # only when on: the converter's and older callers' networks take no such key
+    if flag(transform, "prior_trainable", False, "Architecture.Transform"):
+        kwargs["prior_trainable"] = True
     return ArchitectureSpec(algorithm, backbone, flag(transform, "STN", False, "Architecture.Transform"), kwargs)
 
 

@@ -74,6 +74,7 @@ def evaluate_splits(
     recognizer: Recognizer | None = None,
     grid_rows: int = 0,
     heldout: Recognizer | None = None,
+    prior: Callable[[np.ndarray], list[tuple[str, float]]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``upscale`` (LR batch -> SR batch in [0, 1]) on every LMDB under ``eval_dir``.
 
@@ -81,7 +82,8 @@ def evaluate_splits(
     (``accuracy``, per-crop ``correct``); with ``heldout`` (a recognizer no loss saw) the same under
     ``heldout_accuracy`` / ``heldout_correct``; for each, ``sr_vs_bicubic`` and ``sr_vs_raw`` pair SR with
     bicubic and with the raw crop on the same crops (exact McNemar), per split and pooled over the splits in ``average``. With
-    ``grid_rows``, ``result["grid"]`` holds that many examples per split for :func:`save_grid`.
+    ``grid_rows``, ``result["grid"]`` holds that many examples per split for :func:`save_grid`. With ``prior`` (LR batch ->
+    readings: a trained text prior's own reading), ``prior_accuracy`` is how often it reads the LR crop right.
     """
     root = Path(eval_dir)
     result: dict[str, Any] = {"splits": {}, "grid": []}
@@ -91,7 +93,7 @@ def evaluate_splits(
         data = LMDBDataSetSR(lmdb_dir)
         metrics = {"sr": SRMetric(), "bicubic": SRMetric()}
         all_readers = {prefix: {k: _Reader(r) for k in SOURCES} for prefix, r in recognizers.items()}
-        seen = 0
+        seen, prior_hits = 0, []
         for lr, hr, labels in data.batches(EVAL_BATCH):
             if max_images is not None and seen >= max_images:
                 break
@@ -99,6 +101,8 @@ def evaluate_splits(
             metrics["sr"].update(views["sr"], hr)
             metrics["bicubic"].update(views["bicubic"], hr)
             read = {prefix: {k: r.read(views[k], labels) for k, r in group.items()} for prefix, group in all_readers.items()}
+            if prior is not None:
+                prior_hits += [_match(t, g) for (t, _), g in zip(prior(lr), labels)]
             texts = read.get("", {})  # the service recognizer's readings go under the grid's images
             for i in range(min(len(lr), grid_rows - sum(1 for g in result["grid"] if g["split"] == split))):
                 result["grid"].append({"split": split, "label": labels[i], "lr": lr[i],
@@ -106,6 +110,8 @@ def evaluate_splits(
                                        "texts": {k: t[i] for k, t in texts.items()}})
             seen += len(lr)
         summary = {k: m.summary() for k, m in metrics.items()}
+        if prior is not None:
+            summary["prior_accuracy"] = float(np.mean(prior_hits))
         for prefix, group in all_readers.items():
             summary[prefix + "accuracy"] = {k: r.accuracy for k, r in group.items()}
             summary[prefix + "correct"] = {k: r.correct for k, r in group.items()}
@@ -118,6 +124,8 @@ def evaluate_splits(
         src: {key: float(np.mean([s[src][key] for s in splits])) for key in ("psnr_paddleocr", "psnr_per_image", "ssim")}
         for src in ("sr", "bicubic")
     }
+    if prior is not None:
+        result["average"]["prior_accuracy"] = float(np.mean([s["prior_accuracy"] for s in splits]))
     for prefix in recognizers:
         result["average"][prefix + "accuracy"] = {k: float(np.mean([s[prefix + "accuracy"][k] for s in splits])) for k in SOURCES}
     if recognizers:
@@ -270,4 +278,8 @@ def evaluate_sr(
         with paddle.no_grad():
             return model(paddle.to_tensor(lr)).numpy()
 
-    return evaluate_splits(upscale, eval_dir, max_images, recognizer)
+    def read_prior(lr: np.ndarray) -> list[tuple[str, float]]:
+        return model.prior.read(paddle.to_tensor(lr))
+
+    trained_prior = getattr(model, "prior_trainable", False)
+    return evaluate_splits(upscale, eval_dir, max_images, recognizer, prior=read_prior if trained_prior else None)

@@ -189,6 +189,10 @@ class RecognitionLoss(nn.Layer):
     ``base`` being the network's bicubic upscaling of the LR, i.e. at the image a model exported with
     ``Architecture.Transform.residual_scale: s`` serves, while the pixel term still pulls the full SR to HR; such a
     loss ``needs_base``, and the trainer passes ``base``.
+    ``prior_weight`` (a network with a trainable text prior, ``Architecture.Transform.prior_trainable``): adds
+    ``prior_weight * CTC(prior, label)``, the labels' CTC under the prior's own classes
+    (:func:`training.networks.text_prior.prior_targets`), so the prior's generator learns to read LR crops; such a loss
+    ``needs_prior``, and the trainer passes the ``prior`` the network consumed.
     ``terms`` holds the last batch's value of each term, for the training log.
     """
 
@@ -206,16 +210,20 @@ class RecognitionLoss(nn.Layer):
         feature_layer: str = FEATURE_LAYER,
         eot: bool = False,
         operating_scale: float = 1.0,
+        prior_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if teacher not in self.TEACHERS:
             raise ConfigError(f"Loss.teacher must be one of {list(self.TEACHERS)}, got {teacher!r}")
         self.eot = flag({"eot": eot}, "eot", False, "Loss")
-        weights = {"pixel_weight": pixel_weight, "teacher_weight": teacher_weight, "ctc_weight": ctc_weight}
+        weights = {"pixel_weight": pixel_weight, "teacher_weight": teacher_weight, "ctc_weight": ctc_weight,
+                   "prior_weight": prior_weight}
         for key, value in weights.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"Loss.{key} must be a number >= 0, got {value!r}")
         self.pixel_weight, self.teacher_weight, self.ctc_weight = float(pixel_weight), float(teacher_weight), float(ctc_weight)
+        self.prior_weight = float(prior_weight)
+        self.needs_prior = self.prior_weight > 0
         if isinstance(operating_scale, bool) or not isinstance(operating_scale, (int, float)) or not 0 < operating_scale <= 1:
             raise ConfigError(f"Loss.operating_scale must be a number in (0, 1], got {operating_scale!r}")
         self.operating_scale = float(operating_scale)
@@ -235,10 +243,16 @@ class RecognitionLoss(nn.Layer):
         return {}  # the recognizer is read from its ONNX file, never saved with the SR weights
 
     def forward(
-        self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str], base: paddle.Tensor | None = None
+        self, sr: paddle.Tensor, hr: paddle.Tensor, labels: list[str], base: paddle.Tensor | None = None,
+        prior: paddle.Tensor | None = None,
     ) -> paddle.Tensor:
         pixel = F.mse_loss(sr, hr)
         total, terms = self.pixel_weight * pixel, {"pixel": pixel}
+        if self.needs_prior:
+            if prior is None:
+                raise ValueError("Loss.prior_weight needs the prior the network consumed")
+            terms["prior"] = self._prior_ctc(prior, labels)
+            total = total + self.prior_weight * terms["prior"]
         if self.recognizer is not None:
             rec = self.recognizer[0]
             if self.needs_base:
@@ -310,6 +324,18 @@ class RecognitionLoss(nn.Layer):
         return F.ctc_loss(
             reduced, paddle.to_tensor(remap[targets] * (targets > 0)), steps, paddle.to_tensor(lengths), blank=0, reduction="mean"
         )
+
+
+    @staticmethod
+    def _prior_ctc(prior: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
+        """CTC of the labels under a text prior ``[N, classes, T]`` of probabilities (its classes: blank, the prior's
+        characters, rest)."""
+        from training.networks.text_prior import prior_targets
+
+        targets, lengths = prior_targets(labels)
+        log_probs = paddle.log(paddle.clip(prior, min=1e-12)).transpose([2, 0, 1])  # [T, N, K]
+        steps = paddle.full([len(labels)], prior.shape[2], dtype="int64")
+        return F.ctc_loss(log_probs, paddle.to_tensor(targets), steps, paddle.to_tensor(lengths), blank=0, reduction="mean")
 
 
 def log_softmax(logits: paddle.Tensor) -> paddle.Tensor:

@@ -125,8 +125,9 @@ def _ema_decay(value: Any) -> float:
 
 
 def _lr_mult(value: Any) -> dict[str, float]:
-    """``Optimizer.lr_mult``: ``{layer name: multiplier}`` of the learning rate for that top-level layer's parameters
-    (e.g. ``{prior: 10, prior_proj: 10}``: new layers learn faster than the trained ones they join)."""
+    """``Optimizer.lr_mult``: ``{layer name: multiplier}`` of the learning rate for that layer's parameters
+    (e.g. ``{prior: 10, prior_proj: 10}``: new layers learn faster than the trained ones they join). A dotted name is a
+    sublayer and wins over its parents (``{prior: 10, prior.generator: 1}``)."""
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(
@@ -172,13 +173,23 @@ class Trainer:
                 "Loss.operating_scale looks at bicubic + a part of the network's output: it needs "
                 "Architecture.Transform.bicubic_residual: true and STN: false"
             )
+        # a loss that trains a text prior's generator (Loss.prior_weight) declares needs_prior: it reads the prior the
+        # network consumed
+        self.loss_needs_prior = bool(getattr(self.loss_fn, "needs_prior", False))
+        if self.loss_needs_prior and not getattr(self.model, "prior_trainable", False):
+            raise ConfigError(
+                "Loss.prior_weight trains the text prior's generator: it needs Architecture.Transform.text_prior: true "
+                "and prior_trainable: true"
+            )
         # what checkpoints hold: the network and the loss's frozen layers, in PaddleOCR's layout
         self.checkpointed = PaddleOCRLayout(self.model, carried)
         self.data = LMDBDataSetSR(s.train_dir)
-        layers = dict(self.model.named_children())
-        for name, mult in s.lr_mult.items():  # Paddle's optimizers scale a parameter's step by its own learning_rate
+        layers = dict(self.model.named_sublayers())
+        # Paddle's optimizers scale a parameter's step by its own learning_rate; parents first, so sublayers win
+        for name, mult in sorted(s.lr_mult.items(), key=lambda item: item[0].count(".")):
             if name not in layers:
-                raise ConfigError(f"Optimizer.lr_mult: the network has no layer {name!r}; it has {sorted(layers)}")
+                top = sorted(dict(self.model.named_children()))
+                raise ConfigError(f"Optimizer.lr_mult: the network has no layer {name!r}; its top-level layers are {top}")
             for p in layers[name].parameters():
                 p.optimize_attr["learning_rate"] = mult
         clip = paddle.nn.ClipGradByGlobalNorm(s.clip_norm) if s.clip_norm else None
@@ -309,8 +320,12 @@ class Trainer:
         paddle.seed(self.settings.seed * 1_000_003 + self.step)
         self.model.train()
         lr_t = paddle.to_tensor(lr)
-        sr = self.forward_model(lr_t)
         extra = {"base": self.model.base(lr_t)} if self.loss_needs_base else {}
+        if self.loss_needs_prior:
+            extra["prior"] = self.model.prior.probabilities(lr_t)
+            sr = self.forward_model(lr_t, extra["prior"])
+        else:
+            sr = self.forward_model(lr_t)
         loss = self.loss_fn(sr, paddle.to_tensor(hr), labels, **extra)
         for key, value in getattr(self.loss_fn, "terms", {}).items():
             self._terms.setdefault(key, []).append(value)
@@ -428,6 +443,7 @@ class Trainer:
                 f" SSIM SR {avg['sr']['ssim']:.4f} vs bicubic {avg['bicubic']['ssim']:.4f}"
                 + (f"; accuracy SR {acc['sr']:.3f} vs bicubic {acc['bicubic']:.3f}, raw crop {acc['raw']:.3f} (HR {acc['hr']:.3f})"
                    if acc else "")
+                + (f"; the prior reads {avg['prior_accuracy']:.3f}" if "prior_accuracy" in avg else "")
             )
         return row
 

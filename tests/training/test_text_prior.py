@@ -127,11 +127,13 @@ def test_lr_mult_scales_the_step_of_a_layer(repo_root, tmp_path):
     opts = [f"Train.dataset.data_dir={data / 'train'}", f"Eval.dataset.data_dir={data / 'test'}", "Loss={name: MSELoss}",
             "Train.loader.batch_size_per_card=2", "Architecture.Transform.srb_nums=1", f"Global.save_model_dir={tmp_path / 'o'}",
             "Architecture.Transform.bicubic_residual=false", "Optimizer.clip_norm=0", "Optimizer.lr.values=[0.001,0.001]"]
-    t = Trainer(load_config(repo_root / "training/configs/default_tsrn.yml", [*opts, "Optimizer.lr_mult={block1: 10}"]), log=lambda s: None)
+    mult = "Optimizer.lr_mult={block1: 10, block1.1: 3}"  # a dotted name (a sublayer) wins over its parent's
+    t = Trainer(load_config(repo_root / "training/configs/default_tsrn.yml", [*opts, mult]), log=lambda s: None)
     before = {k: v.numpy().copy() for k, v in t.model.named_parameters()}
     t.train_step(*next(t.data.batches(2)))
     moved = {k: np.abs(v.numpy() - before[k]).max() for k, v in t.model.named_parameters() if k.startswith(("block1.", "block4."))}
     assert moved["block1.0.weight"] == pytest.approx(0.01, rel=1e-3)
+    assert moved["block1.1._weight"] == pytest.approx(0.003, rel=1e-3)  # the PReLU
     assert moved["block4.0.conv.weight"] == pytest.approx(0.001, rel=1e-3)
     for bad, match in (("{blockX: 2}", "no layer 'blockX'"), ("{block2: 0}", "numbers > 0"), ("[1]", "numbers > 0")):
         with pytest.raises(ConfigError, match=match):

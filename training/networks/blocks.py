@@ -200,7 +200,9 @@ class SRBackbone(nn.Layer):
     ``forward(lr) -> sr`` is the whole inference graph. When built with ``stn=True`` the TPS
     rectifier is applied to the input in training mode only, as in PaddleOCR. With ``text_prior=True`` the service
     recognizer's reading of the LR (:class:`training.networks.text_prior.TextPrior`) joins the input of each residual
-    block through a zero-initialised 1x1 convolution (``prior``, ``prior_proj``: keys PaddleOCR's layout lacks).
+    block through a zero-initialised 1x1 convolution (``prior``, ``prior_proj``: keys PaddleOCR's layout lacks); with
+    ``prior_trainable`` that reading comes from a fine-tuned copy of the recognizer, part of the network
+    (``prior.generator``).
     """
 
     residual_block: Callable[[int], nn.Layer]
@@ -222,6 +224,7 @@ class SRBackbone(nn.Layer):
         bicubic_residual: bool = False,
         residual_scale: float = 1.0,
         text_prior: bool = False,
+        prior_trainable: bool = False,
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
@@ -252,10 +255,13 @@ class SRBackbone(nn.Layer):
             tail.weight.set_value(paddle.zeros_like(tail.weight))
             tail.bias.set_value(paddle.zeros_like(tail.bias))
         self.text_prior = text_prior
+        if prior_trainable and not text_prior:
+            raise ConfigError("Architecture.Transform.prior_trainable needs text_prior: true (it trains the prior's generator)")
+        self.prior_trainable = prior_trainable
         if text_prior:  # the recognizer's reading of the LR, added before each residual block (zero at the start)
             from training.networks.text_prior import TextPrior
 
-            self.prior = TextPrior(width)
+            self.prior = TextPrior(width, trainable=prior_trainable)
             self.prior_proj = nn.LayerList([nn.Conv2D(width, width, kernel_size=1) for _ in range(srb_nums)])
             for proj in self.prior_proj:
                 proj.weight.set_value(paddle.zeros_like(proj.weight))

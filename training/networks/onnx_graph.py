@@ -5,7 +5,9 @@ network *against that same model*, :class:`OnnxGraph` executes the ONNX file's n
 operators, so gradients flow from the recognizer's output back into the image fed to it. The
 weights are the file's initializers, held as non-persistable buffers: they never receive a
 gradient and an optimiser never sees them. Nothing is generated or downloaded; the file is read
-as it is.
+as it is. Built with ``trainable=True`` the same graph becomes a network to fine-tune (a text prior's generator):
+its weights (float initializers with more than one value, BatchNorm's running statistics excepted) are parameters,
+saved in its state dict, and :meth:`OnnxGraph.export` writes the file back with them.
 
 Shape arithmetic (``Shape``, ``Slice`` of shapes, ``Concat`` of ints ...) runs in numpy, tensors in
 Paddle. Only the operators such recognizers use are implemented; any other raises
@@ -246,15 +248,16 @@ OPS: dict[str, Callable[[list[Value], dict[str, Any]], Value]] = {
 
 
 class OnnxGraph(nn.Layer):
-    """``graph(x) -> tensor``: the ONNX file's computation in Paddle, weights frozen.
+    """``graph(x) -> tensor``: the ONNX file's computation in Paddle, weights frozen (or trainable).
 
     Args:
         path: the ``.onnx`` file.
         output: name of the value to return (default: the graph's first output). Any intermediate
             value may be named, e.g. the logits that feed a final ``Softmax``.
+        trainable: the weights are parameters (``w{i}`` by initializer order) instead of constants.
     """
 
-    def __init__(self, path: str | Path, output: str | None = None) -> None:
+    def __init__(self, path: str | Path, output: str | None = None, trainable: bool = False) -> None:
         super().__init__()
         import onnx
         from onnx import helper, numpy_helper
@@ -265,11 +268,17 @@ class OnnxGraph(nn.Layer):
         self.metadata = {p.key: p.value for p in model.metadata_props}
         self.constants: dict[str, Value] = {}
         self._buffers_by_value: dict[str, str] = {}
+        statistics = {n.input[k] for n in graph.node if n.op_type == "BatchNormalization" for k in (3, 4)}
         for i, init in enumerate(graph.initializer):
             array = numpy_helper.to_array(init)
             if np.issubdtype(array.dtype, np.floating):
                 buffer = f"w{i}"
-                self.register_buffer(buffer, paddle.to_tensor(array.astype(np.float32)), persistable=False)
+                if trainable and array.size > 1 and init.name not in statistics:
+                    weight = self.create_parameter(list(array.shape), dtype="float32")
+                    weight.set_value(array.astype(np.float32))
+                    self.add_parameter(buffer, weight)
+                else:
+                    self.register_buffer(buffer, paddle.to_tensor(array.astype(np.float32)), persistable=False)
                 self._buffers_by_value[init.name] = buffer
             else:
                 self.constants[init.name] = array
@@ -311,6 +320,20 @@ class OnnxGraph(nn.Layer):
     def _float_constant(self, name: str) -> np.ndarray | None:
         buffer = self._buffers_by_value.get(name)
         return None if buffer is None else getattr(self, buffer).numpy()
+
+    def export(self, path: str | Path) -> Path:
+        """Write the ONNX file this graph was read from, with the current values of its parameters (a fine-tuned copy)."""
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(self.path))
+        parameters = dict(self.named_parameters())
+        for init in model.graph.initializer:
+            buffer = self._buffers_by_value.get(init.name)
+            if buffer in parameters:
+                init.CopyFrom(numpy_helper.from_array(parameters[buffer].numpy().astype(np.float32), init.name))
+        onnx.save(model, str(path))
+        return Path(path)
 
     def producer_of(self, name: str) -> tuple[str, list[str]] | None:
         """``(op_type, inputs)`` of the node that computes ``name``."""

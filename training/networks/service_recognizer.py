@@ -4,7 +4,8 @@
 per-timestep class logits ``[N, T, C]``. The path in front of the network is
 :func:`service.recognizer.prepare`'s, step for step and with its constants (height 48, aspect-kept
 width, bilinear resize, RGB -> BGR, ``(x - MEAN) / STD``, zero padding on the right to 320), only
-differentiable; a test holds the two equal. The weights come from the very ONNX file the service reads.
+differentiable; a test holds the two equal. The weights come from the very ONNX file the service reads
+(``trainable=True``: as parameters, the start of a fine-tuned copy; see :class:`training.networks.onnx_graph.OnnxGraph`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from training.networks.onnx_graph import OnnxGraph
 class ServiceRecognizer(nn.Layer):
     """Frozen PP-OCRv6 small: ``forward(rgb [N, 3, h, w] in [0, 1]) -> logits [N, T, C]`` (softmax gives the service's probabilities)."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, trainable: bool = False) -> None:
         super().__init__()
         path = Path(path) if path else default_model_path()
-        self.graph = OnnxGraph(path)
+        self.graph = OnnxGraph(path, trainable=trainable)
         final = self.graph.producer_of(self.graph.output_name)
         if final is None or final[0] != "Softmax":
             raise DataError(f"{path}: expected a CTC recognizer whose output is a Softmax over classes")

@@ -7,13 +7,19 @@ embedded per timestep, resampled to the LR width and repeated down the rows. :me
 recognizer's part (the service computes the same from its own ONNX session), :meth:`TextPrior.forward` the network's.
 The network adds this map into its residual trunk through zero-initialised 1x1 convolutions, so a network with a
 prior starts as the same function as one without (and loads its weights: the prior's keys are new).
-The recognizer is not a sublayer: its weights are constants, never saved with the SR weights.
+The recognizer is not a sublayer: its weights are constants, never saved with the SR weights. Built with
+``trainable=True`` (``Architecture.Transform.prior_trainable``), the prior comes from a *generator*: a copy of the
+service recognizer, started from the same file, whose weights are the network's (``prior.generator.*``) and learn
+(TPGSR's fine-tuned text-prior generator): from the SR losses through the prior, and from a CTC term on the prior
+itself (``Loss.prior_weight``, labels as :func:`prior_targets` encodes them). :meth:`TextPrior.read` decodes a prior.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
+import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
@@ -21,18 +27,35 @@ from paddle import nn
 from core.spec import PRIOR_CHARSET
 from training.networks.blocks import Mish
 
-__all__ = ["PRIOR_CHARSET", "TextPrior"]
+__all__ = ["PRIOR_CHARSET", "TextPrior", "prior_targets"]
+
+
+def prior_targets(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """CTC targets in the prior's classes: ``(targets [N, L] int32, lengths [N] int64)``.
+
+    A character of :data:`PRIOR_CHARSET` is its class (1 + its index; 0 is the blank); any other character but a space
+    is the "rest" class (the last); spaces are dropped, as the recognizer's columns between words are blanks."""
+    rest = len(PRIOR_CHARSET) + 1
+    seqs = [[PRIOR_CHARSET.index(c) + 1 if c in PRIOR_CHARSET else rest for c in label if not c.isspace()] for label in labels]
+    out = np.zeros((len(seqs), max(1, max(map(len, seqs), default=1))), np.int32)
+    for i, seq in enumerate(seqs):
+        out[i, : len(seq)] = seq
+    return out, np.asarray([len(s) for s in seqs], np.int64)
 
 
 class TextPrior(nn.Layer):
     """``probabilities(lr [N, 3, h, w] in [0, 1]) -> [N, classes, T_crop]``, ``forward(those, w, h) -> [N, channels, h, w]``."""
 
-    def __init__(self, channels: int, recognizer_model: str | None = None) -> None:
+    def __init__(self, channels: int, recognizer_model: str | None = None, trainable: bool = False) -> None:
         super().__init__()
         from training.networks.service_recognizer import ServiceRecognizer
 
-        self.recognizer = [ServiceRecognizer(recognizer_model)]  # a list: not a sublayer, never in the state dict
-        index = self.recognizer[0].index
+        recognizer = ServiceRecognizer(recognizer_model, trainable=trainable)
+        self.trainable = trainable
+        if trainable:
+            self.generator = recognizer  # a sublayer: its weights are the network's, saved and trained with it
+        self.recognizer = [recognizer]  # a list: the frozen one is not a sublayer, never in the state dict
+        index = recognizer.index
         missing = [c for c in PRIOR_CHARSET if c not in index]
         if missing:
             raise ValueError(f"the service recognizer lacks prior characters {missing}")
@@ -41,17 +64,36 @@ class TextPrior(nn.Layer):
         self.embed = nn.Sequential(nn.Conv1D(self.classes, channels, 1), Mish(), nn.Conv1D(channels, channels, 3, padding=1))
 
     def probabilities(self, lr: paddle.Tensor) -> paddle.Tensor:
-        """The recognizer's class probabilities over the crop's columns: ``[N, classes, T_crop]`` (columns sum to 1)."""
+        """The recognizer's class probabilities over the crop's columns: ``[N, classes, T_crop]`` (columns sum to 1);
+        differentiable in the generator's weights when it is trainable, a constant otherwise."""
         from service.recognizer import WIDTH, target_width
 
         rec = self.recognizer[0]
+        with contextlib.nullcontext() if self.trainable else paddle.no_grad():
+            logits = rec(lr)  # [N, T, C]
+            used = max(1, math.ceil(logits.shape[1] * target_width(lr.shape[2], lr.shape[3]) / WIDTH))
+            logits = logits[:, :used]
+            # softmax as exp(x - logsumexp x) on the kept classes only: Paddle's CPU softmax over ~18,700 classes is slow
+            lse = paddle.logsumexp(logits, axis=-1, keepdim=True)
+            picked = paddle.exp(paddle.index_select(logits, self.columns, axis=-1) - lse)  # [N, T_crop, K]
+            rest = paddle.clip(1 - picked.sum(-1, keepdim=True), min=0.0)
+            probs = paddle.concat([picked, rest], axis=-1).transpose([0, 2, 1])
+        return probs if self.trainable else probs.detach()
+
+    def read(self, lr: paddle.Tensor) -> list[tuple[str, float]]:
+        """The prior's own reading of ``lr`` (greedy CTC over its classes; the "rest" class reads as nothing), with the
+        mean top probability: how well the generator reads LR crops (the evaluation's ``prior`` accuracy)."""
         with paddle.no_grad():
-            probs = F.softmax(rec(lr), axis=-1)  # [N, T, C]
-        steps = probs.shape[1]
-        used = max(1, math.ceil(steps * target_width(lr.shape[2], lr.shape[3]) / WIDTH))
-        picked = paddle.index_select(probs[:, :used], self.columns, axis=-1)  # [N, T_crop, K]
-        rest = paddle.clip(1 - picked.sum(-1, keepdim=True), min=0.0)
-        return paddle.concat([picked, rest], axis=-1).transpose([0, 2, 1]).detach()
+            probs = self.probabilities(lr).numpy()  # [N, K, T]
+        texts = []
+        for p in probs:
+            best, chars, previous = p.argmax(0), [], -1
+            for k in best:
+                if k != previous and 0 < k <= len(PRIOR_CHARSET):
+                    chars.append(PRIOR_CHARSET[k - 1])
+                previous = k
+            texts.append(("".join(chars), float(p.max(0).mean())))
+        return texts
 
     def forward(self, probabilities: paddle.Tensor, width: int, height: int) -> paddle.Tensor:
         """Embed :meth:`probabilities` ``[N, classes, T_crop]`` into a ``[N, channels, height, width]`` map."""
