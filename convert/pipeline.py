@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from convert.errors import ConversionError
 from convert.sources import Source, from_checkpoint, from_inference_dir
 from convert.verify import FP16_TOLERANCE, FP32_TOLERANCE, reference_outputs, verify
 from core.manifest import GraphFile, Manifest, TensorSpec, TextPriorSpec, sha256_file, write_manifest
-from core.spec import CHANNELS, INPUT_NAME, OUTPUT_NAME
+from core.spec import CHANNELS, INPUT_NAME, OUTPUT_NAME, PRIOR_GENERATOR_FILE
 
 MIN_OPSET = 13
 ONNX_NAME = "model.onnx"
@@ -34,8 +35,9 @@ class _Steps:
 
 
 def _ort_runner(path: Path, prior: TextPriorSpec | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """ONNX Runtime on ``path`` as the service runs it: for a text-prior model, with the service's recognizer in
-    front (so verification covers the prior the service computes, not only the graph)."""
+    """ONNX Runtime on ``path`` as the service runs it: for a text-prior model, with the prior's recognizer (the
+    service's, or the model's own beside ``path``) in front (so verification covers the prior the service computes,
+    not only the graph)."""
     import onnxruntime as ort
 
     try:
@@ -45,10 +47,14 @@ def _ort_runner(path: Path, prior: TextPriorSpec | None = None) -> Callable[[np.
     if prior is None:
         return lambda x: session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
     from service.engine import OrtEngine
-    from service.recognizer import default_model_path
-    from service.text_prior import TextPriorEngine
+    from service.errors import ModelLoadError
+    from service.text_prior import TextPriorEngine, prior_recognizer
 
-    return TextPriorEngine(OrtEngine(session=session), OrtEngine(default_model_path(), providers="cpu"), prior)
+    try:
+        recognizer = prior_recognizer(prior, path.parent)
+    except ModelLoadError as exc:
+        raise ConversionError(str(exc)) from None
+    return TextPriorEngine(OrtEngine(session=session), OrtEngine(recognizer, providers="cpu"), prior)
 
 
 def _versions() -> dict[str, str]:
@@ -114,6 +120,10 @@ def convert(
         model_name = name or f"{source.algorithm.lower()}-{source.backbone.lower()}"
         meta = {"name": model_name, "algorithm": source.algorithm, "backbone": source.backbone, "value_range": "0,1"}
         prior = source.text_prior
+        if source.prior_generator is not None:  # the model's own prior recognizer ships beside its graph
+            shutil.copyfile(source.prior_generator, out / PRIOR_GENERATOR_FILE)
+        else:
+            (out / PRIOR_GENERATOR_FILE).unlink(missing_ok=True)
         onnx_path, scale = graph.finalize(raw, out / ONNX_NAME, source.lr_size, meta, prior.input.shape if prior else None)
         if simplify:
             step("simplifying the graph with onnxslim")

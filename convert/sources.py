@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import ConfigError, DataError, InputNotFound
 from core.manifest import TensorSpec, TextPriorSpec, sha256_file
-from core.spec import CHANNELS, INPUT_NAME, LR_HEIGHT, LR_WIDTH, PRIOR_CHARSET, PRIOR_NAME
+from core.spec import CHANNELS, INPUT_NAME, LR_HEIGHT, LR_WIDTH, PRIOR_CHARSET, PRIOR_GENERATOR_FILE, PRIOR_NAME
 
 MODEL_SUFFIXES = (".json", ".pdmodel")
 
@@ -40,6 +40,8 @@ class Source:
     provenance: dict[str, str] = field(default_factory=dict)
     text_prior: TextPriorSpec | None = None
     """Set for a network with a text prior: the graph's second input (the reference computes it itself)."""
+    prior_generator: Path | None = None
+    """For a network whose prior's recognizer was fine-tuned with it: that recognizer as ONNX, to ship beside the graph."""
 
 
 def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, overrides: list[str] = ()) -> Source:
@@ -58,7 +60,8 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
     net.eval()
     prefix = workdir / "inference"
     input_spec = [paddle.static.InputSpec([None, CHANNELS, *spec.lr_size], "float32", INPUT_NAME)]
-    prior = _text_prior(net, spec.lr_size) if spec.kwargs.get("text_prior") else None
+    generator = net.prior.generator.graph.export(workdir / PRIOR_GENERATOR_FILE) if spec.kwargs.get("prior_trainable") else None
+    prior = _text_prior(net, spec.lr_size, generator) if spec.kwargs.get("text_prior") else None
     if prior is not None:  # the recognizer's reading is the graph's second input; the service computes it
         input_spec.append(paddle.static.InputSpec([None, *prior.input.shape[1:]], "float32", PRIOR_NAME))
     paddle.jit.save(paddle.jit.to_static(net, input_spec=input_spec, full_graph=True), str(prefix))
@@ -86,19 +89,22 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
             **({"overrides": " ".join(overrides)} if overrides else {}),
         },
         text_prior=prior,
+        prior_generator=generator,
     )
 
 
-def _text_prior(net, lr_size: tuple[int, int]) -> TextPriorSpec:
-    """The second input of ``net`` (built with ``text_prior``): its shape, and the recognizer that computes it."""
+def _text_prior(net, lr_size: tuple[int, int], generator: Path | None = None) -> TextPriorSpec:
+    """The second input of ``net`` (built with ``text_prior``): its shape, and the recognizer that computes it (the
+    service's, or ``generator``: the network's fine-tuned copy, exported)."""
     import paddle
 
     with paddle.no_grad():
         shape = net.prior.probabilities(paddle.zeros([1, CHANNELS, *lr_size])).shape
-    path = net.prior.recognizer[0].path
+    path = generator or net.prior.recognizer[0].path
     return TextPriorSpec(
         input=TensorSpec(name=PRIOR_NAME, shape=[-1, int(shape[1]), int(shape[2])]),
         recognizer=path.name, recognizer_sha256=sha256_file(path), characters=PRIOR_CHARSET,
+        bundled=True if generator else None,
     )
 
 

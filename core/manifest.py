@@ -53,7 +53,9 @@ class TextPriorSpec(BaseModel):
 
     The runtime reads the LR batch with ``recognizer`` (its file in the rapidocr package, checked by ``recognizer_sha256``),
     keeps the blank's, ``characters``' and a "rest" class's probabilities (1 - the others') over the first
-    ``input.shape[2]`` timesteps, and feeds them as ``input`` ``[N, classes, timesteps]``.
+    ``input.shape[2]`` timesteps, and feeds them as ``input`` ``[N, classes, timesteps]``. With ``bundled``, the
+    recognizer is a file of the model's own folder: a copy of the service recognizer fine-tuned with the SR network
+    (``Architecture.Transform.prior_trainable``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +63,7 @@ class TextPriorSpec(BaseModel):
     recognizer: str
     recognizer_sha256: str
     characters: str
+    bundled: bool | None = Field(default=None, description="the recognizer file lies in the model's folder")
 
 
 class Manifest(BaseModel):

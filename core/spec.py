@@ -23,6 +23,9 @@ INPUT_NAME = "lr"
 OUTPUT_NAME = "sr"
 PRIOR_NAME = "prior"
 """The second input of a model with a text prior: the service recognizer's reading of ``lr``."""
+PRIOR_GENERATOR_FILE = "prior_generator.onnx"
+"""In a model's folder: the fine-tuned recognizer that computes the prior of a model trained with
+``Architecture.Transform.prior_trainable`` (the others' prior comes from the service recognizer itself)."""
 PRIOR_CHARSET = string.digits + string.ascii_letters
 """The characters a text prior keeps of the recognizer's classes (after the blank; one "rest" class follows):
 those of ``textsr gen-data``'s labels and of TextZoom's. The manifest of a model with a prior carries them."""

@@ -2,7 +2,7 @@
 
 A model folder that fails its checks stops startup with a message naming the file: a missing
 manifest or graph, a sha256 that is not the manifest's, a graph whose input is not the
-manifest's, or (for a model with a text prior) an installed recognizer that is not the one it was
+manifest's, or (for a model with a text prior) a recognizer that is not the one it was
 trained on. Normalisation and shapes come from the manifest, never from constants here.
 """
 
@@ -12,11 +12,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import InputNotFound
 from core.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_file
 from service.engine import OrtEngine
 from service.errors import ModelLoadError, ModelNotFound
-from service.text_prior import TextPriorEngine
+from service.text_prior import TextPriorEngine, prior_recognizer
 
 log = logging.getLogger("textsr.models")
 
@@ -66,18 +65,8 @@ def load_model(folder: Path, providers: str, precision: str, intra_op_threads: i
 
 def _with_text_prior(engine: OrtEngine, manifest: Manifest, folder: Path, providers: str, intra_op_threads: int) -> TextPriorEngine:
     """Wrap a text-prior model's engine with the recognizer its manifest names (checked by sha256)."""
-    from service.recognizer import default_model_path
-
     spec = manifest.text_prior
-    try:
-        path = default_model_path()
-    except InputNotFound as exc:
-        raise ModelLoadError(f"{folder}: the model's text prior needs the recognizer {spec.recognizer}: {exc}") from None
-    if path.name != spec.recognizer or sha256_file(path) != spec.recognizer_sha256:
-        raise ModelLoadError(
-            f"{folder}: the model's text prior was trained on {spec.recognizer} (sha256 {spec.recognizer_sha256}); "
-            f"the installed recognizer is {path} with sha256 {sha256_file(path)}"
-        )
+    path = prior_recognizer(spec, folder)
     return TextPriorEngine(engine, OrtEngine(path, providers=providers, intra_op_threads=intra_op_threads), spec)
 
 

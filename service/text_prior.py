@@ -8,12 +8,37 @@ kept of its probabilities is the manifest's (:class:`core.manifest.TextPriorSpec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from core.manifest import TextPriorSpec
+from core.errors import InputNotFound
+from core.manifest import TextPriorSpec, sha256_file
 from service.engine import OrtEngine
 from service.errors import ModelLoadError
-from service.recognizer import characters, prepare
+from service.recognizer import characters, default_model_path, prepare
+
+
+def prior_recognizer(spec: TextPriorSpec, folder: Path) -> Path:
+    """The recognizer file that computes the prior of the model in ``folder``: its own fine-tuned one (``bundled``) or
+    the installed service recognizer; :class:`ModelLoadError` when it is missing or not the one trained with (sha256)."""
+    if spec.bundled:
+        path = Path(folder) / spec.recognizer
+        if not path.is_file():
+            raise ModelLoadError(f"{folder}: the model's text prior needs its recognizer {spec.recognizer}, which is missing")
+        if sha256_file(path) != spec.recognizer_sha256:
+            raise ModelLoadError(f"{path}: sha256 {sha256_file(path)} is not the manifest's {spec.recognizer_sha256}")
+        return path
+    try:
+        path = default_model_path()
+    except InputNotFound as exc:
+        raise ModelLoadError(f"{folder}: the model's text prior needs the recognizer {spec.recognizer}: {exc}") from None
+    if path.name != spec.recognizer or sha256_file(path) != spec.recognizer_sha256:
+        raise ModelLoadError(
+            f"{folder}: the model's text prior was trained on {spec.recognizer} (sha256 {spec.recognizer_sha256}); "
+            f"the installed recognizer is {path} with sha256 {sha256_file(path)}"
+        )
+    return path
 
 
 def recognizer_input(lr: np.ndarray) -> np.ndarray:

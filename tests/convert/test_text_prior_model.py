@@ -116,3 +116,58 @@ def test_a_model_trained_on_another_recognizer_does_not_load(converted, tmp_path
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelLoadError, match="text prior was trained on PP-OCRv6_rec_small.onnx"):
         load_model(copy, "cpu", "fp32", 1)
+
+
+def test_a_fine_tuned_prior_generator_ships_in_the_model_folder(repo_root, tmp_path):
+    """``prior_trainable``: the network's own recognizer copy is exported beside its graph, named in the manifest, and
+    is what the service reads the crop with (not the installed recognizer): parity with Paddle holds, the bundled
+    file matters, and a changed bundled file does not load."""
+    import shutil
+
+    from core.spec import PRIOR_GENERATOR_FILE
+
+    paddle.seed(5)
+    net = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True, prior_trainable=True)
+    with paddle.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith(("block4", "block3.1", "prior_proj")) and not name.endswith(("_mean", "_variance")):
+                p.set_value(paddle.randn(p.shape) * (0.05 if name.startswith("block4") else 0.5))
+        head = next(p for p in net.prior.generator.parameters() if p.shape == [120, 18710])
+        head.set_value(head + 0.3 * paddle.randn(head.shape))  # the fine-tuned copy reads differently from the original
+    ckpt = save_checkpoint(net, tmp_path / "gen.pdparams")
+    out = tmp_path / "onnx"
+    opts = [*PRIOR, "Architecture.Transform.prior_trainable=true"]
+    assert main(["convert", "--config", str(repo_root / DEFAULT), "--checkpoint", str(ckpt), "--out", str(out), *opts]) == 0
+    spec = read_manifest(out).text_prior
+    assert spec.bundled and spec.recognizer == PRIOR_GENERATOR_FILE and (out / PRIOR_GENERATOR_FILE).is_file()
+    net.eval()
+    engine = load_model(out, "cpu", "fp32", 1).engine
+    x = render_text_crops(4, (16, 64), seed=6)
+    lr = paddle.to_tensor(x)
+    with paddle.no_grad():
+        prior = net.prior.probabilities(lr).numpy()
+        want = np.clip(net(lr).numpy(), 0, 1)
+    np.testing.assert_allclose(engine.prior(x), prior, atol=1e-4)
+    assert np.abs(engine(x) - want).max() <= 1e-4
+    original = _installed_recognizers_prior(x)
+    assert np.abs(original - prior).max() > 1e-2  # the installed recognizer would give another prior
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    with open(tampered / PRIOR_GENERATOR_FILE, "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ModelLoadError, match="is not the manifest's"):
+        load_model(tampered, "cpu", "fp32", 1)
+    (tampered / PRIOR_GENERATOR_FILE).unlink()
+    with pytest.raises(ModelLoadError, match="which is missing"):
+        load_model(tampered, "cpu", "fp32", 1)
+    # converting a plain prior network into the same folder drops the stale generator
+    plain = save_checkpoint(_prior_network(), tmp_path / "plain.pdparams")
+    assert main(["convert", "--config", str(repo_root / DEFAULT), "--checkpoint", str(plain), "--out", str(out), *PRIOR]) == 0
+    assert not (out / PRIOR_GENERATOR_FILE).exists() and not read_manifest(out).text_prior.bundled
+
+
+def _installed_recognizers_prior(x: np.ndarray) -> np.ndarray:
+    from training.networks.text_prior import TextPrior
+
+    with paddle.no_grad():
+        return TextPrior(8).probabilities(paddle.to_tensor(x)).numpy()

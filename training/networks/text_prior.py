@@ -72,10 +72,9 @@ class TextPrior(nn.Layer):
         with contextlib.nullcontext() if self.trainable else paddle.no_grad():
             logits = rec(lr)  # [N, T, C]
             used = max(1, math.ceil(logits.shape[1] * target_width(lr.shape[2], lr.shape[3]) / WIDTH))
-            logits = logits[:, :used]
-            # softmax as exp(x - logsumexp x) on the kept classes only: Paddle's CPU softmax over ~18,700 classes is slow
-            lse = paddle.logsumexp(logits, axis=-1, keepdim=True)
-            picked = paddle.exp(paddle.index_select(logits, self.columns, axis=-1) - lse)  # [N, T_crop, K]
+            # Paddle's softmax kernel, not exp(x - logsumexp x): its CPU exp is off by ~4e-4 (ONNX Runtime's is not)
+            probs = F.softmax(logits[:, :used], axis=-1)
+            picked = paddle.index_select(probs, self.columns, axis=-1)  # [N, T_crop, K]
             rest = paddle.clip(1 - picked.sum(-1, keepdim=True), min=0.0)
             probs = paddle.concat([picked, rest], axis=-1).transpose([0, 2, 1])
         return probs if self.trainable else probs.detach()
