@@ -118,3 +118,22 @@ def test_a_training_step_moves_the_generator_and_resumes_exactly(repo_root, tmp_
     resumed = Trainer(load_config(config, [*opts, f"Global.checkpoints={saved}"]), log=lambda s: None)
     again = next(p for p in resumed.model.prior.generator.parameters() if p.shape == [120, 18710])
     np.testing.assert_array_equal(again.numpy(), head.numpy())
+
+
+def test_a_label_the_prior_cannot_align_is_left_out_of_its_ctc():
+    """CTC needs a column per character (and one more per repeated pair): a longer label has no alignment; it is left
+    out instead of making the step's loss infinite, and the term is the per-character mean of the others."""
+    from training.losses import RecognitionLoss
+
+    paddle.seed(1)
+    prior = paddle.nn.functional.softmax(paddle.randn([3, len(PRIOR_CHARSET) + 2, 24]), axis=1)
+    ctc = RecognitionLoss._prior_ctc
+    both = ctc(prior, ["SHOP", "x" * 13, "open"])  # 13 x's need 25 columns: 13 + 12 repeats
+    assert np.isfinite(float(both))
+    assert float(both) == pytest.approx(float(ctc(prior[::2], ["SHOP", "open"])), rel=1e-5)
+    one = float(ctc(prior[:1], ["SHOP"]))
+    total = float(paddle.nn.functional.ctc_loss(
+        paddle.log(prior[:1]).transpose([2, 0, 1]), paddle.to_tensor(prior_targets(["SHOP"])[0]),
+        paddle.to_tensor([24], dtype="int64"), paddle.to_tensor([4], dtype="int64"), blank=0, reduction="sum"))
+    assert one == pytest.approx(total / 4, rel=1e-5)  # per label character
+    assert float(ctc(prior[:1], ["y" * 30])) == 0
