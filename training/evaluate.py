@@ -274,12 +274,20 @@ def evaluate_sr(
     """Evaluate a Paddle network (eval mode) on every split under ``eval_dir`` (with a recognizer: accuracy too)."""
     import paddle
 
+    trained_prior = getattr(model, "prior_trainable", False)
+    last: dict[str, Any] = {}  # a trained prior: the batch's prior, computed once for the SR and for its own reading
+
     def upscale(lr: np.ndarray) -> np.ndarray:
         with paddle.no_grad():
-            return model(paddle.to_tensor(lr)).numpy()
+            x = paddle.to_tensor(lr)
+            if not trained_prior:
+                return model(x).numpy()
+            last["lr"], last["prior"] = lr, model.prior.probabilities(x)
+            return model(x, last["prior"]).numpy()
 
     def read_prior(lr: np.ndarray) -> list[tuple[str, float]]:
-        return model.prior.read(paddle.to_tensor(lr))
+        if last.get("lr") is not lr:  # evaluate_splits reads the prior of the batch it has just upscaled
+            return model.prior.read(paddle.to_tensor(lr))
+        return model.prior.decode(last["prior"].numpy())
 
-    trained_prior = getattr(model, "prior_trainable", False)
     return evaluate_splits(upscale, eval_dir, max_images, recognizer, prior=read_prior if trained_prior else None)

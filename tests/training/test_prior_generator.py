@@ -114,6 +114,14 @@ def test_a_training_step_moves_the_generator_and_resumes_exactly(repo_root, tmp_
     assert "prior" in run._terms
     result = run.evaluate()
     assert 0 <= result["average"]["prior_accuracy"] <= 1 and "prior_accuracy" in next(iter(result["splits"].values()))
+    from training.evaluate import evaluate_splits  # the evaluation reuses each batch's prior: the same as reading anew
+
+    model = run.ema if run.ema is not None else run.model
+    with paddle.no_grad():
+        alone = evaluate_splits(lambda lr: model(paddle.to_tensor(lr)).numpy(), data / "test", 2,
+                                prior=lambda lr: model.prior.read(paddle.to_tensor(lr)))
+    assert alone["average"]["prior_accuracy"] == result["average"]["prior_accuracy"]
+    assert alone["average"]["sr"] == result["average"]["sr"]
     saved = run.save("latest")
     resumed = Trainer(load_config(config, [*opts, f"Global.checkpoints={saved}"]), log=lambda s: None)
     again = next(p for p in resumed.model.prior.generator.parameters() if p.shape == [120, 18710])

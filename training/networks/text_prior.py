@@ -80,10 +80,14 @@ class TextPrior(nn.Layer):
         return probs if self.trainable else probs.detach()
 
     def read(self, lr: paddle.Tensor) -> list[tuple[str, float]]:
-        """The prior's own reading of ``lr`` (greedy CTC over its classes; the "rest" class reads as nothing), with the
-        mean top probability: how well the generator reads LR crops (the evaluation's ``prior`` accuracy)."""
+        """The prior's own reading of ``lr``: :meth:`decode` of its :meth:`probabilities`."""
         with paddle.no_grad():
-            probs = self.probabilities(lr).numpy()  # [N, K, T]
+            return self.decode(self.probabilities(lr).numpy())
+
+    @staticmethod
+    def decode(probs: np.ndarray) -> list[tuple[str, float]]:
+        """Greedy CTC over a prior's classes ``[N, K, T]`` (the "rest" class reads as nothing), with the mean top
+        probability: how well the generator reads LR crops (the evaluation's ``prior`` accuracy)."""
         texts = []
         for p in probs:
             best, chars, previous = p.argmax(0), [], -1
