@@ -123,6 +123,30 @@ def _add_train_recognizer(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train_recognizer)
 
 
+def _cmd_train_prior(args: argparse.Namespace) -> int:
+    import json
+
+    from training.prior_train import train_prior
+
+    print(json.dumps(train_prior(args.config, args.opt), indent=2))
+    return 0
+
+
+def _add_train_prior(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-prior",
+        help="fine-tune a text-prior network's generator alone on LR crops",
+        description="Train only prior.generator (the copy of the service recognizer that reads the LR crop) of a network "
+        "with Architecture.Transform.text_prior and prior_trainable true, on the CTC of the label, starting from "
+        "Global.pretrained_model; writes prior_best.pdparams (for textsr train's Global.pretrained_model), "
+        "prior_latest.pdparams, prior_log.jsonl, prior_metrics.json and prior_curves.png to Global.save_model_dir. "
+        "Global.prior_steps, prior_learning_rate and prior_eval_step set the run.",
+    )
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("-o", "--opt", nargs="*", default=[], help="overrides Section.key=value (values parsed as YAML)")
+    p.set_defaults(func=_cmd_train_prior)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -220,7 +244,7 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_convert, _add_serve, _add_upscale, _add_gen_data, _add_train, _add_train_recognizer, _add_eval,
+    _add_convert, _add_serve, _add_upscale, _add_gen_data, _add_train, _add_train_prior, _add_train_recognizer, _add_eval,
 ]
 
 

@@ -25,7 +25,7 @@ def bicubic_upscale(lr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(out).transpose(0, 3, 1, 2), 0, 1)
 
 
-def _split_name(path: Path, root: Path) -> str:
+def split_name(path: Path, root: Path) -> str:
     rel = path.relative_to(root).as_posix()
     return rel if rel != "." else path.name
 
@@ -45,7 +45,7 @@ class _Reader:
 
     def read(self, batch: np.ndarray, labels: list[str]) -> list[str]:
         texts = [t for t, _ in self.recognizer(np.stack([self.prepare(img) for img in _to_rgb8(batch)]))]
-        self.hits += [_match(t, g) for t, g in zip(texts, labels)]
+        self.hits += [match_label(t, g) for t, g in zip(texts, labels)]
         return texts
 
     @property
@@ -89,7 +89,7 @@ def evaluate_splits(
     result: dict[str, Any] = {"splits": {}, "grid": []}
     recognizers = {k: r for k, r in (("", recognizer), ("heldout_", heldout)) if r is not None}
     for lmdb_dir in find_lmdbs(root):
-        split = _split_name(lmdb_dir, root)
+        split = split_name(lmdb_dir, root)
         data = LMDBDataSetSR(lmdb_dir)
         metrics = {"sr": SRMetric(), "bicubic": SRMetric()}
         all_readers = {prefix: {k: _Reader(r) for k in SOURCES} for prefix, r in recognizers.items()}
@@ -102,7 +102,7 @@ def evaluate_splits(
             metrics["bicubic"].update(views["bicubic"], hr)
             read = {prefix: {k: r.read(views[k], labels) for k, r in group.items()} for prefix, group in all_readers.items()}
             if prior is not None:
-                prior_hits += [_match(t, g) for (t, _), g in zip(prior(lr), labels)]
+                prior_hits += [match_label(t, g) for (t, _), g in zip(prior(lr), labels)]
             texts = read.get("", {})  # the service recognizer's readings go under the grid's images
             for i in range(min(len(lr), grid_rows - sum(1 for g in result["grid"] if g["split"] == split))):
                 result["grid"].append({"split": split, "label": labels[i], "lr": lr[i],
@@ -155,17 +155,17 @@ def save_grid(rows: list[dict[str, Any]], path: str | Path, scale: int = 2) -> P
     for row in rows:
         raw = row["texts"].get("raw")  # the LR crop's own reading, after the label
         first = f"{row['split']}: {row['label']}" + (f" | {raw}" if raw is not None else "")
-        cells = [(_to_rgb8(row["lr"][None])[0], first, green if raw is None or _match(raw, row["label"]) else red)]
+        cells = [(_to_rgb8(row["lr"][None])[0], first, green if raw is None or match_label(raw, row["label"]) else red)]
         for name in ("bicubic", "sr", "hr"):
             text = row["texts"].get(name, "")
-            cells.append((_to_rgb8(row[name][None])[0], text, green if _match(text, row["label"]) else red))
+            cells.append((_to_rgb8(row[name][None])[0], text, green if match_label(text, row["label"]) else red))
         table.append(cells)
     picture = grid(table, ["LR", "BICUBIC", "SR", "HR"], (32 * scale, 128 * scale))
     cv2.imwrite(str(path), picture[..., ::-1])
     return Path(path)
 
 
-def _match(text: str, label: str) -> bool:
+def match_label(text: str, label: str) -> bool:
     return filter_label(text) == filter_label(label)
 
 

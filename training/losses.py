@@ -251,7 +251,7 @@ class RecognitionLoss(nn.Layer):
         if self.needs_prior:
             if prior is None:
                 raise ValueError("Loss.prior_weight needs the prior the network consumed")
-            terms["prior"] = self._prior_ctc(prior, labels)
+            terms["prior"] = prior_ctc(prior, labels)
             total = total + self.prior_weight * terms["prior"]
         if self.recognizer is not None:
             rec = self.recognizer[0]
@@ -326,27 +326,26 @@ class RecognitionLoss(nn.Layer):
         )
 
 
-    @staticmethod
-    def _prior_ctc(prior: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
-        """CTC of the labels under a text prior ``[N, classes, T]`` of probabilities (its classes: blank, the prior's
-        characters, rest), per label character, averaged over the crops whose label fits in the prior's T columns (a
-        label needs one column per character and one more per repeated pair; one that cannot fit has no alignment, an
-        infinite loss that would poison the step, and is left out; a batch with none gives 0)."""
-        from training.networks.text_prior import prior_targets
+def prior_ctc(prior: paddle.Tensor, labels: list[str]) -> paddle.Tensor:
+    """CTC of the labels under a text prior ``[N, classes, T]`` of probabilities (its classes: blank, the prior's
+    characters, rest), per label character, averaged over the crops whose label fits in the prior's T columns (a
+    label needs one column per character and one more per repeated pair; one that cannot fit has no alignment, an
+    infinite loss that would poison the step, and is left out; a batch with none gives 0)."""
+    from training.networks.text_prior import prior_targets
 
-        targets, lengths = prior_targets(labels)
-        steps = prior.shape[2]
-        needed = lengths + np.asarray([int((t[1:n] == t[: max(n - 1, 0)]).sum()) for t, n in zip(targets, lengths)])
-        fits = needed <= steps
-        if not fits.any():
-            return paddle.zeros([])
-        keep = paddle.to_tensor(np.flatnonzero(fits).astype(np.int64))
-        log_probs = paddle.log(paddle.clip(paddle.index_select(prior, keep), min=1e-12)).transpose([2, 0, 1])  # [T, n, K]
-        per_crop = F.ctc_loss(
-            log_probs, paddle.to_tensor(targets[fits]), paddle.full([int(fits.sum())], steps, dtype="int64"),
-            paddle.to_tensor(lengths[fits]), blank=0, reduction="none",
-        )
-        return (per_crop.reshape([-1]) / paddle.to_tensor(np.maximum(lengths[fits], 1).astype(np.float32))).mean()
+    targets, lengths = prior_targets(labels)
+    steps = prior.shape[2]
+    needed = lengths + np.asarray([int((t[1:n] == t[: max(n - 1, 0)]).sum()) for t, n in zip(targets, lengths)])
+    fits = needed <= steps
+    if not fits.any():
+        return paddle.zeros([])
+    keep = paddle.to_tensor(np.flatnonzero(fits).astype(np.int64))
+    log_probs = paddle.log(paddle.clip(paddle.index_select(prior, keep), min=1e-12)).transpose([2, 0, 1])  # [T, n, K]
+    per_crop = F.ctc_loss(
+        log_probs, paddle.to_tensor(targets[fits]), paddle.full([int(fits.sum())], steps, dtype="int64"),
+        paddle.to_tensor(lengths[fits]), blank=0, reduction="none",
+    )
+    return (per_crop.reshape([-1]) / paddle.to_tensor(np.maximum(lengths[fits], 1).astype(np.float32))).mean()
 
 
 def log_softmax(logits: paddle.Tensor) -> paddle.Tensor:

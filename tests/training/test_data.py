@@ -102,13 +102,13 @@ def test_eval_command_writes_metrics_and_grid(tmp_path, model_dir_any):
     from service.local import LocalPipeline
     from service.settings import Settings
     from training.data.lmdb_dataset import LMDBDataSetSR
-    from training.evaluate import _match, _to_rgb8
+    from training.evaluate import _to_rgb8, match_label
 
     with LocalPipeline(Settings(providers="cpu"), model_folder=model_dir_any) as pipeline:
         for name, split in result["splits"].items():
             lr, _, labels = next(LMDBDataSetSR(tmp_path / "data" / "test" / name).batches(4))
             texts = pipeline.read_text(_to_rgb8(lr))
-            assert "".join("1" if _match(t, g) else "0" for (t, _), g in zip(texts, labels)) == split["correct"]["raw"]
+            assert "".join("1" if match_label(t, g) else "0" for (t, _), g in zip(texts, labels)) == split["correct"]["raw"]
     assert (tmp_path / "ev" / "grid.png").stat().st_size > 5000
 
 

@@ -131,11 +131,10 @@ def test_a_training_step_moves_the_generator_and_resumes_exactly(repo_root, tmp_
 def test_a_label_the_prior_cannot_align_is_left_out_of_its_ctc():
     """CTC needs a column per character (and one more per repeated pair): a longer label has no alignment; it is left
     out instead of making the step's loss infinite, and the term is the per-character mean of the others."""
-    from training.losses import RecognitionLoss
+    from training.losses import prior_ctc as ctc
 
     paddle.seed(1)
     prior = paddle.nn.functional.softmax(paddle.randn([3, len(PRIOR_CHARSET) + 2, 24]), axis=1)
-    ctc = RecognitionLoss._prior_ctc
     both = ctc(prior, ["SHOP", "x" * 13, "open"])  # 13 x's need 25 columns: 13 + 12 repeats
     assert np.isfinite(float(both))
     assert float(both) == pytest.approx(float(ctc(prior[::2], ["SHOP", "open"])), rel=1e-5)

@@ -1,0 +1,105 @@
+"""``textsr train-prior``: the text prior's generator fine-tuned alone, the rest of the network untouched."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from core.errors import ConfigError
+from training.config import load_config
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, repo_root):
+    """Tiny synthetic data, a frozen-prior network's checkpoint to start from, and the options that use them."""
+    from training.data.synth import generate
+    from training.networks import PaddleOCRLayout, build_network, save_checkpoint
+
+    root = tmp_path_factory.mktemp("prior_train")
+    generate(root / "synth", train=4, test=4, seed=7, progress=False)
+    paddle.seed(3)
+    start = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True)
+    with paddle.no_grad():
+        for p in start.prior_proj.parameters():  # not zero: these weights must come through untouched
+            p.set_value(paddle.randn(p.shape) * 0.01)
+    pretrained = save_checkpoint(PaddleOCRLayout(start), root / "start.pdparams")
+    opts = [
+        f"Train.dataset.data_dir={root / 'synth/train'}", f"Eval.dataset.data_dir={root / 'synth/test'}",
+        "Train.loader.batch_size_per_card=2", "Architecture.Transform.srb_nums=1", "Global.eval_max_images=2",
+        "Architecture.Transform.text_prior=true", "Architecture.Transform.prior_trainable=true",
+        f"Global.pretrained_model={pretrained}", "Global.prior_steps=2", "Global.prior_eval_step=1",
+        "Global.prior_learning_rate=0.001", "Global.print_batch_step=1", f"Global.save_model_dir={root / 'out'}",
+    ]
+    return repo_root / "training/configs/default_tsrn.yml", opts, root
+
+
+def test_train_prior_refuses_what_it_cannot_train(tiny):
+    from training.prior_train import PriorTrainer
+
+    config, opts, _ = tiny
+    with pytest.raises(ConfigError, match="prior_trainable: true"):
+        PriorTrainer(load_config(config, [*opts, "Architecture.Transform.prior_trainable=false"]), log=lambda s: None)
+    for key, value in (("prior_steps", "0"), ("prior_steps", "1.5"), ("prior_learning_rate", "-1"), ("prior_eval_step", "x")):
+        with pytest.raises(ConfigError, match=f"Global.{key} must be"):
+            PriorTrainer(load_config(config, [*opts, f"Global.{key}={value}"]), log=lambda s: None)
+    with pytest.raises(ConfigError, match="Eval.dataset.data_dir"):
+        PriorTrainer(load_config(config, [*opts, "Eval.dataset.data_dir=null"]), log=lambda s: None).fit()
+
+
+def test_train_prior_moves_the_generator_only_and_writes_a_pretrained_model(tiny):
+    from training.evaluate import evaluate_splits
+    from training.networks import PaddleOCRLayout, build_network, load_checkpoint
+    from training.prior_train import PriorTrainer
+    from training.train import Trainer
+
+    config, opts, root = tiny
+    lines = []
+    run = PriorTrainer(load_config(config, opts), log=lines.append)
+    with paddle.no_grad():  # the prior's reading here is the SR evaluation's prior_accuracy
+        want = evaluate_splits(lambda lr: run.model(paddle.to_tensor(lr)).numpy(), root / "synth/test", 2,
+                               prior=lambda lr: run.model.prior.read(paddle.to_tensor(lr)))
+    assert run.evaluate()["average"] == want["average"]["prior_accuracy"]
+    result = run.fit()
+    out = root / "out"
+    assert result["steps"] == 2 and sorted(result["evaluations"]) == [0, 1, 2]
+    assert result["best"] == max(result["evaluations"].values()) >= result["start"]
+    assert result == {**json.loads((out / "prior_metrics.json").read_text()), "evaluations": result["evaluations"]}
+    rows = [json.loads(line) for line in (out / "prior_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows if "loss" in r)
+    assert (out / "prior_curves.png").stat().st_size > 0 and len(lines) == 3
+
+    start = paddle.load(str(root / "start.pdparams"))
+    latest = paddle.load(str(out / "prior_latest.pdparams"))
+    moved = [k for k in latest if ".prior.generator." in k and np.abs(latest[k].numpy() - _generator_start(k)).max() > 0]
+    assert len(moved) > 50  # the generator learned
+    for key, value in start.items():  # every other weight is the start's, bit for bit
+        np.testing.assert_array_equal(latest[key].numpy(), value.numpy(), err_msg=key)
+    assert set(latest) - set(start) == {k for k in latest if ".prior.generator." in k}
+
+    # the best file is the network at its best evaluation, and `textsr train` starts from it
+    best = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True, prior_trainable=True)
+    load_checkpoint(PaddleOCRLayout(best), out / "prior_best.pdparams")
+    with paddle.no_grad():
+        again = evaluate_splits(lambda lr: best(paddle.to_tensor(lr)).numpy(), root / "synth/test", 2,
+                                prior=lambda lr: best.prior.read(paddle.to_tensor(lr)))
+    assert again["average"]["prior_accuracy"] == result["best"]
+    sr = Trainer(load_config(config, [*opts, f"Global.pretrained_model={out / 'prior_best.pdparams'}"]), log=lambda s: None)
+    trained = dict(sr.checkpointed.state_dict())
+    best_file = paddle.load(str(out / "prior_best.pdparams"))
+    for key, value in best_file.items():
+        np.testing.assert_array_equal(trained[key.removeprefix("transform.")].numpy(), value.numpy(), err_msg=key)
+
+
+_START = {}
+
+
+def _generator_start(key: str) -> np.ndarray:
+    """A generator weight as the service recognizer's file holds it (where every generator starts)."""
+    if not _START:
+        from training.networks.service_recognizer import ServiceRecognizer
+
+        _START.update({f"transform.prior.generator.{k}": v.numpy() for k, v in ServiceRecognizer(trainable=True).state_dict().items()})
+    return _START[key]
