@@ -36,10 +36,13 @@ def tiny(tmp_path_factory, repo_root):
     return repo_root / "training/configs/default_tsrn.yml", opts, root
 
 
-def test_train_prior_refuses_what_it_cannot_train(tiny):
+def test_train_prior_refuses_what_it_cannot_train(tiny, capsys):
+    from textsr.cli import main
     from training.prior_train import PriorTrainer
 
     config, opts, _ = tiny
+    assert main(["train-prior", "-c", str(config), "-o", *opts, "Architecture.Transform.text_prior=false"]) == 2
+    assert "textsr train-prior: error: textsr train-prior trains a text prior's generator" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="prior_trainable: true"):
         PriorTrainer(load_config(config, [*opts, "Architecture.Transform.prior_trainable=false"]), log=lambda s: None)
     for key, value in (("prior_steps", "0"), ("prior_steps", "1.5"), ("prior_learning_rate", "-1"), ("prior_eval_step", "x")):
@@ -49,27 +52,30 @@ def test_train_prior_refuses_what_it_cannot_train(tiny):
         PriorTrainer(load_config(config, [*opts, "Eval.dataset.data_dir=null"]), log=lambda s: None).fit()
 
 
-def test_train_prior_moves_the_generator_only_and_writes_a_pretrained_model(tiny):
+def test_train_prior_moves_the_generator_only_and_writes_a_pretrained_model(tiny, capsys):
+    from textsr.cli import main
     from training.evaluate import evaluate_splits
     from training.networks import PaddleOCRLayout, build_network, load_checkpoint
     from training.prior_train import PriorTrainer
     from training.train import Trainer
 
     config, opts, root = tiny
-    lines = []
-    run = PriorTrainer(load_config(config, opts), log=lines.append)
+    run = PriorTrainer(load_config(config, opts), log=lambda s: None)
     with paddle.no_grad():  # the prior's reading here is the SR evaluation's prior_accuracy
         want = evaluate_splits(lambda lr: run.model(paddle.to_tensor(lr)).numpy(), root / "synth/test", 2,
                                prior=lambda lr: run.model.prior.read(paddle.to_tensor(lr)))
     assert run.evaluate()["average"] == want["average"]["prior_accuracy"]
-    result = run.fit()
+    assert main(["train-prior", "-c", str(config), "-o", *opts]) == 0  # as a user runs it
+    printed = capsys.readouterr().out
+    result = json.loads(printed[printed.index("{\n") :])
     out = root / "out"
-    assert result["steps"] == 2 and sorted(result["evaluations"]) == [0, 1, 2]
+    assert result == json.loads((out / "prior_metrics.json").read_text())
+    assert result["steps"] == 2 and sorted(result["evaluations"]) == ["0", "1", "2"]
     assert result["best"] == max(result["evaluations"].values()) >= result["start"]
-    assert result == {**json.loads((out / "prior_metrics.json").read_text()), "evaluations": result["evaluations"]}
+    assert printed.count("the prior reads") == 3  # one line per evaluation
     rows = [json.loads(line) for line in (out / "prior_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows if "loss" in r)
-    assert (out / "prior_curves.png").stat().st_size > 0 and len(lines) == 3
+    assert (out / "prior_curves.png").stat().st_size > 0
 
     start = paddle.load(str(root / "start.pdparams"))
     latest = paddle.load(str(out / "prior_latest.pdparams"))
