@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from core.errors import TextSRError
 
@@ -95,68 +96,64 @@ def _add_gen_data(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_gen_data)
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from training.train import train
-
-    train(args.config, args.opt)
-    return 0
-
-
-def _cmd_train_recognizer(args: argparse.Namespace) -> int:
-    from training.recognizer_train import train_recognizer
-
-    print(train_recognizer(args.config, args.opt))
-    return 0
-
-
-def _add_train_recognizer(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train-recognizer",
-        help="pretrain the losses' text-focus recognizer and write its confusion table",
-        description="Train the recognizer that TelescopeLoss/StrokeFocusLoss look through (PaddleOCR's Transformer layout) "
-        "on the HR crops of the config's Train data; writes recognizer.pdparams and, for Telescope, confuse.json to "
-        "Global.save_model_dir. Use it in SR training with -o Global.pretrained_recognizer=.../recognizer.pdparams "
-        "Loss.confuse_dict_path=.../confuse.json. Global.recognizer_steps sets the length.",
-    )
-    p.add_argument("-c", "--config", required=True)
-    p.add_argument("-o", "--opt", nargs="*", default=[], help="overrides Section.key=value")
-    p.set_defaults(func=_cmd_train_recognizer)
-
-
-def _cmd_train_prior(args: argparse.Namespace) -> int:
+def _config_command(sub: argparse._SubParsersAction, name: str, run: Callable[[str, list[str]], Any], help: str,
+                    description: str, show: bool) -> None:
+    """A training command: ``-c CONFIG -o Section.key=value ...``, running ``run(config, overrides)`` (and printing
+    its result as JSON when ``show``)."""
     import json
 
+    def command(args: argparse.Namespace) -> int:
+        result = run(args.config, args.opt)
+        if show:
+            print(json.dumps(result, indent=2, default=str))
+        return 0
+
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("-o", "--opt", nargs="*", default=[], help="overrides Section.key=value (values parsed as YAML)")
+    p.set_defaults(func=command)
+
+
+def _train(config: str, overrides: list[str]) -> Any:
+    from training.train import train
+
+    return train(config, overrides)
+
+
+def _train_recognizer(config: str, overrides: list[str]) -> Any:
+    from training.recognizer_train import train_recognizer
+
+    return train_recognizer(config, overrides)
+
+
+def _train_prior(config: str, overrides: list[str]) -> Any:
     from training.prior_train import train_prior
 
-    print(json.dumps(train_prior(args.config, args.opt), indent=2))
-    return 0
+    return train_prior(config, overrides)
 
 
-def _add_train_prior(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train-prior",
-        help="fine-tune a text-prior network's generator alone on LR crops",
-        description="Train only prior.generator (the copy of the service recognizer that reads the LR crop) of a network "
-        "with Architecture.Transform.text_prior and prior_trainable true, on the CTC of the label, starting from "
-        "Global.pretrained_model; writes prior_best.pdparams (for textsr train's Global.pretrained_model), "
-        "prior_latest.pdparams, prior_log.jsonl, prior_metrics.json and prior_curves.png to Global.save_model_dir. "
-        "Global.prior_steps, prior_learning_rate and prior_eval_step set the run.",
-    )
-    p.add_argument("-c", "--config", required=True)
-    p.add_argument("-o", "--opt", nargs="*", default=[], help="overrides Section.key=value (values parsed as YAML)")
-    p.set_defaults(func=_cmd_train_prior)
+TRAINING_COMMANDS: list[tuple[str, Callable[[str, list[str]], Any], bool, str, str]] = [
+    ("train", _train, False, "train TBSRN/TSRN from a PaddleOCR config",
+     "Train with a PaddleOCR SR config (sr_telescope.yml, sr_tsrn_transformer_strock.yml or ours). "
+     "Writes PaddleOCR-format checkpoints (latest, best_accuracy), train_log.jsonl and curves.png to Global.save_model_dir."),
+    ("train-prior", _train_prior, True, "fine-tune a text-prior network's generator alone on LR crops",
+     "Train only prior.generator (the copy of the service recognizer that reads the LR crop) of a network "
+     "with Architecture.Transform.text_prior and prior_trainable true, on the CTC of the label, starting from "
+     "Global.pretrained_model; writes prior_best.pdparams (for textsr train's Global.pretrained_model), "
+     "prior_latest.pdparams, prior_log.jsonl, prior_metrics.json and prior_curves.png to Global.save_model_dir. "
+     "Global.prior_steps, prior_learning_rate and prior_eval_step set the run."),
+    ("train-recognizer", _train_recognizer, True, "pretrain the losses' text-focus recognizer and write its confusion table",
+     "Train the recognizer that TelescopeLoss/StrokeFocusLoss look through (PaddleOCR's Transformer layout) "
+     "on the HR crops of the config's Train data; writes recognizer.pdparams and, for Telescope, confuse.json to "
+     "Global.save_model_dir. Use it in SR training with -o Global.pretrained_recognizer=.../recognizer.pdparams "
+     "Loss.confuse_dict_path=.../confuse.json. Global.recognizer_steps sets the length."),
+]
+"""The commands that take ``-c CONFIG -o ...``: name, what runs, whether its result is printed, help, description."""
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train TBSRN/TSRN from a PaddleOCR config",
-        description="Train with a PaddleOCR SR config (sr_telescope.yml, sr_tsrn_transformer_strock.yml or ours). "
-        "Writes PaddleOCR-format checkpoints (latest, best_accuracy), train_log.jsonl and curves.png to Global.save_model_dir.",
-    )
-    p.add_argument("-c", "--config", required=True)
-    p.add_argument("-o", "--opt", nargs="*", default=[], help="overrides Section.key=value (values parsed as YAML)")
-    p.set_defaults(func=_cmd_train)
+def _add_training(sub: argparse._SubParsersAction) -> None:
+    for name, run, show, help, description in TRAINING_COMMANDS:
+        _config_command(sub, name, run, help, description, show)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -244,7 +241,7 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_convert, _add_serve, _add_upscale, _add_gen_data, _add_train, _add_train_prior, _add_train_recognizer, _add_eval,
+    _add_convert, _add_serve, _add_upscale, _add_gen_data, _add_training, _add_eval,
 ]
 
 
