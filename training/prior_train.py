@@ -14,11 +14,13 @@ Reads the SR training config with ``Architecture.Transform.text_prior`` and ``pr
 evaluation's ``prior_accuracy`` does. Writes to ``Global.save_model_dir``: ``prior_latest.pdparams`` and
 ``prior_best.pdparams`` (the whole network in PaddleOCR's layout, for ``Global.pretrained_model``; best: the highest
 Eval reading, step 0 included, so it is never worse than the start on Eval), ``prior_log.jsonl``,
-``prior_metrics.json`` and ``prior_curves.png``.
+``prior_metrics.json`` and ``prior_curves.png``. With ``Global.ema_decay`` a moving average of the generator's weights
+(as ``textsr train`` keeps of the network's) is what is evaluated and written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -74,12 +76,15 @@ class PriorTrainer:
         )
         self.data = LMDBDataSetSR(s.train_dir)
         self.step = 0
+        # Global.ema_decay: the average of the generator's weights is evaluated and written (the trained ones go on)
+        self.average = {k: p.detach().clone() for k, p in self.generator.named_parameters()} if s.ema_decay else None
 
     def train_step(self, lr: np.ndarray, labels: list[str]) -> float:
         """One Adam step of the generator on the CTC of ``labels`` under its prior of ``lr``."""
         import paddle
 
         from training.losses import prior_ctc
+        from training.train import ema_factor
 
         self.generator.train()
         loss = prior_ctc(self.model.prior.probabilities(paddle.to_tensor(lr)), labels)
@@ -87,7 +92,29 @@ class PriorTrainer:
         self.optimizer.step()
         self.optimizer.clear_grad()
         self.step += 1
+        if self.average is not None:
+            d = ema_factor(self.settings.ema_decay, self.step)
+            with paddle.no_grad():
+                for k, p in self.generator.named_parameters():
+                    self.average[k].set_value(d * self.average[k] + (1 - d) * p)
         return float(loss)
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """The generator holds the average of its weights inside the block (with ``Global.ema_decay``), the trained ones
+        again after it."""
+        if self.average is None:
+            yield
+            return
+        params = dict(self.generator.named_parameters())
+        trained = {k: p.detach().clone() for k, p in params.items()}
+        for k, p in params.items():
+            p.set_value(self.average[k])
+        try:
+            yield
+        finally:
+            for k, p in params.items():
+                p.set_value(trained[k])
 
     def evaluate(self) -> dict[str, Any]:
         """The prior's reading of the Eval LR crops: ``{"splits": {name: accuracy}, "average": mean of splits}``."""
@@ -126,14 +153,15 @@ class PriorTrainer:
 
         def checkpoint() -> None:
             nonlocal best
-            result = self.evaluate()
+            with self.averaged():
+                result = self.evaluate()
+                save_checkpoint(self.layout, s.save_dir / "prior_latest.pdparams")
+                if result["average"] > best[0]:
+                    best = (result["average"], self.step)
+                    save_checkpoint(self.layout, s.save_dir / "prior_best.pdparams")
             row = {"step": self.step, "prior_accuracy": result, "time_s": time.perf_counter() - t0}
             with log_path.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
-            save_checkpoint(self.layout, s.save_dir / "prior_latest.pdparams")
-            if result["average"] > best[0]:
-                best = (result["average"], self.step)
-                save_checkpoint(self.layout, s.save_dir / "prior_best.pdparams")
             self.log(f"step {self.step}: the prior reads {result['average']:.4f} of the Eval LR crops (best {best[0]:.4f} at {best[1]})")
 
         checkpoint()

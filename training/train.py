@@ -137,6 +137,12 @@ def _lr_mult(value: Any) -> dict[str, float]:
     return {k: float(v) for k, v in value.items()}
 
 
+def ema_factor(decay: float, step: int) -> float:
+    """The weight of the old average after ``step`` steps: ``decay`` with timm's warm-up (the first averages forget the
+    starting weights faster)."""
+    return min(decay, (1 + step) / (10 + step))
+
+
 def _ckpt_prefix(path: Path) -> Path:
     """Accept ``x``, ``x.pdparams`` or ``x.states`` for a checkpoint prefix."""
     return path.with_suffix("") if path.suffix in (".pdparams", ".pdopt", ".states") else path
@@ -344,7 +350,7 @@ class Trainer:
         ``d = min(ema_decay, (1 + step) / (10 + step))`` so the first averages forget the starting weights faster."""
         import paddle
 
-        d = min(self.settings.ema_decay, (1 + self.step) / (10 + self.step))
+        d = ema_factor(self.settings.ema_decay, self.step)
         live = self.model.state_dict()
         with paddle.no_grad():
             for key, avg in self.ema.state_dict().items():

@@ -109,3 +109,24 @@ def _generator_start(key: str) -> np.ndarray:
 
         _START.update({f"transform.prior.generator.{k}": v.numpy() for k, v in ServiceRecognizer(trainable=True).state_dict().items()})
     return _START[key]
+
+
+def test_train_prior_with_ema_evaluates_and_writes_the_average(tiny):
+    """With Global.ema_decay the files hold the moving average (timm's warm-up: after one step d = 2/11), and training
+    goes on from the trained weights."""
+    from training.prior_train import PriorTrainer
+
+    config, opts, root = tiny
+    out = root / "ema"
+    run = PriorTrainer(load_config(config, [*opts, "Global.ema_decay=0.9", "Global.prior_steps=1", f"Global.save_model_dir={out}"]),
+                       log=lambda s: None)
+    run.fit()
+    saved = paddle.load(str(out / "prior_latest.pdparams"))
+    d = 2 / 11
+    moved = 0
+    for k, p in run.generator.named_parameters():
+        key = f"transform.prior.generator.{k}"
+        start, trained = _generator_start(key), p.numpy()
+        np.testing.assert_allclose(saved[key].numpy(), d * start + (1 - d) * trained, rtol=1e-5, atol=1e-7, err_msg=key)
+        moved += bool(np.abs(trained - start).max() > 0)
+    assert moved > 50  # the live generator kept its trained weights after the average was written
