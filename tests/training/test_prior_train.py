@@ -48,6 +48,9 @@ def test_train_prior_refuses_what_it_cannot_train(tiny, capsys):
     for key, value in (("prior_steps", "0"), ("prior_steps", "1.5"), ("prior_learning_rate", "-1"), ("prior_eval_step", "x")):
         with pytest.raises(ConfigError, match=f"Global.{key} must be"):
             PriorTrainer(load_config(config, [*opts, f"Global.{key}={value}"]), log=lambda s: None)
+    # the generator's own Adam: beta1 0.9 whatever the SR recipe's (0.5), lr 2e-5 unless set (session 14's notes)
+    plain = PriorTrainer(load_config(config, [o for o in opts if "prior_learning_rate" not in o]), log=lambda s: None)
+    assert plain.optimizer.get_lr() == pytest.approx(2e-5) and float(plain.optimizer._beta1) == 0.9
     with pytest.raises(ConfigError, match="Eval.dataset.data_dir"):
         PriorTrainer(load_config(config, [*opts, "Eval.dataset.data_dir=null"]), log=lambda s: None).fit()
 
