@@ -150,7 +150,12 @@ class PriorTrainer:
         s.save_dir.mkdir(parents=True, exist_ok=True)
         log_path = s.save_dir / "prior_log.jsonl"
         log_path.unlink(missing_ok=True)
-        t0, epoch, recent, best = time.perf_counter(), 0, [], (-1.0, 0)
+        t0, epoch, recent, best, rows = time.perf_counter(), 0, [], (-1.0, 0), []
+
+        def record(row: dict[str, Any]) -> None:
+            rows.append({**row, "time_s": time.perf_counter() - t0})
+            with log_path.open("a") as fh:
+                fh.write(json.dumps(rows[-1]) + "\n")
 
         def checkpoint() -> None:
             nonlocal best
@@ -160,9 +165,7 @@ class PriorTrainer:
                 if result["average"] > best[0]:
                     best = (result["average"], self.step)
                     save_checkpoint(self.layout, s.save_dir / "prior_best.pdparams")
-            row = {"step": self.step, "prior_accuracy": result, "time_s": time.perf_counter() - t0}
-            with log_path.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            record({"step": self.step, "prior_accuracy": result})
             self.log(f"step {self.step}: the prior reads {result['average']:.4f} of the Eval LR crops (best {best[0]:.4f} at {best[1]})")
 
         checkpoint()
@@ -172,8 +175,7 @@ class PriorTrainer:
                     recent.append(self.train_step(lr, labels))
                     bar.update(1)
                     if self.step % s.print_every == 0:
-                        with log_path.open("a") as fh:
-                            fh.write(json.dumps({"step": self.step, "loss": float(np.mean(recent)), "time_s": time.perf_counter() - t0}) + "\n")
+                        record({"step": self.step, "loss": float(np.mean(recent))})
                         bar.set_postfix(ctc=f"{np.mean(recent):.3f}")
                         recent.clear()
                     if self.step % self.eval_every == 0:
@@ -183,7 +185,6 @@ class PriorTrainer:
                 epoch += 1
         if self.step % self.eval_every:
             checkpoint()
-        rows = [json.loads(line) for line in log_path.read_text().splitlines()]
         evals = [(r["step"], r["prior_accuracy"]["average"]) for r in rows if "prior_accuracy" in r]
         result = {
             "steps": self.step, "start": evals[0][1], "last": evals[-1][1], "best": best[0], "best_step": best[1],
