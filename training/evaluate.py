@@ -83,7 +83,9 @@ def evaluate_splits(
     ``heldout_accuracy`` / ``heldout_correct``; for each, ``sr_vs_bicubic`` and ``sr_vs_raw`` pair SR with
     bicubic and with the raw crop on the same crops (exact McNemar), per split and pooled over the splits in ``average``. With
     ``grid_rows``, ``result["grid"]`` holds that many examples per split for :func:`save_grid`. With ``prior`` (LR batch ->
-    readings: a trained text prior's own reading), ``prior_accuracy`` is how often it reads the LR crop right.
+    readings: a trained text prior's own reading), ``prior_accuracy`` is how often it reads the LR crop right,
+    ``prior_correct`` which crops, and with a ``recognizer`` ``sr_vs_prior`` pairs the service recognizer's reading of
+    the SR with the prior's of the LR crop (does the SR pass the prior's reading on?).
     """
     root = Path(eval_dir)
     result: dict[str, Any] = {"splits": {}, "grid": []}
@@ -112,6 +114,9 @@ def evaluate_splits(
         summary = {k: m.summary() for k, m in metrics.items()}
         if prior is not None:
             summary["prior_accuracy"] = float(np.mean(prior_hits))
+            summary["prior_correct"] = "".join("1" if hit else "0" for hit in prior_hits)
+            if recognizer is not None:
+                summary["sr_vs_prior"] = paired(all_readers[""]["sr"].correct, summary["prior_correct"])
         for prefix, group in all_readers.items():
             summary[prefix + "accuracy"] = {k: r.accuracy for k, r in group.items()}
             summary[prefix + "correct"] = {k: r.correct for k, r in group.items()}

@@ -114,6 +114,11 @@ def test_a_training_step_moves_the_generator_and_resumes_exactly(repo_root, tmp_
     assert "prior" in run._terms
     result = run.evaluate()
     assert 0 <= result["average"]["prior_accuracy"] <= 1 and "prior_accuracy" in next(iter(result["splits"].values()))
+    split = next(iter(result["splits"].values()))  # which crops the prior reads, paired with the SR's reading
+    n = len(split["correct"]["sr"])
+    assert len(split["prior_correct"]) == n and split["prior_correct"].count("1") / n == split["prior_accuracy"]
+    pair = split["sr_vs_prior"]
+    assert pair["crops"] == n and pair["only_first"] == sum(s > p for s, p in zip(split["correct"]["sr"], split["prior_correct"]))
     from training.evaluate import evaluate_splits  # the evaluation reuses each batch's prior: the same as reading anew
 
     model = run.ema if run.ema is not None else run.model
