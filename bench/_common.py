@@ -21,6 +21,14 @@ def device_name() -> str:
     return f"cpu-{os.cpu_count()}core"
 
 
+def open_model(folder: Path) -> Callable:
+    """A model folder's engine as the service opens it on CPU (sha256 checked against the manifest; a text-prior model
+    computes its prior first), so a bench measures any model the service can load."""
+    from service.repository import load_model
+
+    return load_model(folder, "cpu", "fp32", 0).engine
+
+
 def time_call(fn: Callable[[], object], repeat: int, warmup: int = 1) -> list[float]:
     """Seconds per call of ``fn`` over ``repeat`` calls after ``warmup`` calls."""
     for _ in range(warmup):

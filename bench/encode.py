@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import median, table, time_call, write_result  # noqa: E402
+from bench._common import median, open_model, table, time_call, write_result  # noqa: E402
 
 BATCH = 16
 
@@ -34,10 +34,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from convert.verify import render_text_crops
-    from service.engine import OrtEngine
     from service.images import encode_png, to_uint8
 
-    eng = OrtEngine(args.model_dir / "model.onnx", providers="cpu")
+    eng = open_model(args.model_dir)
     lr = render_text_crops(BATCH, (16, 64), seed=3)
     sr = eng(lr)
     infer_us = 1e6 * median(time_call(lambda: eng(lr), max(3, args.repeat // 5))) / BATCH

@@ -21,13 +21,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import ServiceProcess, median, png_crop, table, time_call, write_result  # noqa: E402
+from bench._common import ServiceProcess, median, open_model, png_crop, table, time_call, write_result  # noqa: E402
 
 
-def raw_ort(model_path: Path, batch: int, seconds: float) -> float:
-    from service.engine import OrtEngine
-
-    eng = OrtEngine(model_path, providers="cpu")
+def raw_ort(folder: Path, batch: int, seconds: float) -> float:
+    eng = open_model(folder)
     x = np.random.default_rng(0).random((batch, 3, 16, 64), dtype=np.float32)
     per = median(time_call(lambda: eng(x), max(2, int(seconds / 2)), warmup=1))
     return batch / per
@@ -66,7 +64,7 @@ def main() -> None:
 
     model_path = next(args.model_dir.glob("*/model.onnx"))
     rows, data = [], {"model": str(model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path)}
-    raw = {b: raw_ort(model_path, b, args.seconds) for b in (1, 64)}
+    raw = {b: raw_ort(model_path.parent, b, args.seconds) for b in (1, 64)}
     for b, cps in raw.items():
         rows.append([f"raw ORT, batch {b}", "-", f"{cps:.1f}", "-", "-", f"{cps / raw[64]:.2f}"])
     data["raw_crops_per_s"] = raw

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import ServiceProcess, median, png_crop, table, time_call, write_result  # noqa: E402
+from bench._common import ServiceProcess, median, open_model, png_crop, table, time_call, write_result  # noqa: E402
 from bench.flops import gflops_per_crop  # noqa: E402
 from bench.serve_throughput import drive  # noqa: E402
 
@@ -88,7 +88,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from core.manifest import read_manifest
-    from service.engine import OrtEngine
 
     folder = sorted(args.model_dir.glob("*/manifest.json"))[0].parent
     manifest = read_manifest(folder)
@@ -102,7 +101,7 @@ def main() -> None:
     seed = seed_path(manifest.backbone, max(5, int(args.seconds)))
     if seed:
         add("(a) seed: Paddle Inference, 1 image/call", seed)
-    eng = OrtEngine(folder / "model.onnx", providers="cpu")
+    eng = open_model(folder)
     for b in (1, 16, 64, 256):
         x = np.random.default_rng(0).random((b, 3, 16, 64), dtype=np.float32)
         per = median(time_call(lambda x=x: eng(x), max(3, int(args.seconds / 2)), warmup=1))

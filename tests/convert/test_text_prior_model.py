@@ -171,3 +171,17 @@ def _installed_recognizers_prior(x: np.ndarray) -> np.ndarray:
 
     with paddle.no_grad():
         return TextPrior(8).probabilities(paddle.to_tensor(x)).numpy()
+
+
+def test_the_benches_measure_a_text_prior_model(converted, repo_root, tmp_path):
+    """The benches open a model folder as the service does, so a two-input graph is measured with its prior."""
+    import os
+    import subprocess
+    import sys
+
+    _, out = converted
+    env = {**os.environ, "TEXTSR_BENCH_RESULTS": str(tmp_path)}
+    subprocess.run([sys.executable, "bench/encode.py", "--model-dir", str(out), "--repeat", "3"], cwd=repo_root, env=env,
+                   check=True, timeout=300, capture_output=True)
+    (result,) = tmp_path.glob("encode-*.json")
+    assert json.loads(result.read_text())["inference_us_per_crop"] > 0
