@@ -53,6 +53,7 @@ class TrainSettings:
     best_needs_fidelity: bool
     ema_decay: float
     lr_mult: dict[str, float]
+    prior_forcing: float
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TrainSettings:
@@ -93,6 +94,7 @@ class TrainSettings:
             best_needs_fidelity=flag(g, "best_needs_fidelity", False),
             ema_decay=_ema_decay(g.get("ema_decay")),
             lr_mult=_lr_mult(opt.get("lr_mult")),
+            prior_forcing=_prior_forcing(g.get("prior_forcing")),
         )
 
 
@@ -121,6 +123,16 @@ def _ema_decay(value: Any) -> float:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ConfigError(f"Global.ema_decay must be a number in [0, 1) (0: off), got {value!r}")
+    return float(value)
+
+
+def _prior_forcing(value: Any) -> float:
+    """``Global.prior_forcing``: the share of each batch's crops whose network input is the label written as a prior
+    (:func:`training.networks.text_prior.aligned_prior`) instead of the generator's reading; 0 (or absent) is off."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"Global.prior_forcing must be a number in [0, 1] (0: off), got {value!r}")
     return float(value)
 
 
@@ -187,6 +199,9 @@ class Trainer:
                 "Loss.prior_weight trains the text prior's generator: it needs Architecture.Transform.text_prior: true "
                 "and prior_trainable: true"
             )
+        if s.prior_forcing and not getattr(self.model, "text_prior", False):
+            raise ConfigError("Global.prior_forcing feeds the network the label as its text prior: it needs "
+                              "Architecture.Transform.text_prior: true")
         # what checkpoints hold: the network and the loss's frozen layers, in PaddleOCR's layout
         self.checkpointed = PaddleOCRLayout(self.model, carried)
         self.data = LMDBDataSetSR(s.train_dir)
@@ -327,9 +342,11 @@ class Trainer:
         self.model.train()
         lr_t = paddle.to_tensor(lr)
         extra = {"base": self.model.base(lr_t)} if self.loss_needs_base else {}
-        if self.loss_needs_prior:
-            extra["prior"] = self.model.prior.probabilities(lr_t)
-            sr = self.forward_model(lr_t, extra["prior"])
+        if self.loss_needs_prior or self.settings.prior_forcing:
+            prior = self.model.prior.probabilities(lr_t)
+            if self.loss_needs_prior:
+                extra["prior"] = prior  # the generator learns from its own reading, forced or not
+            sr = self.forward_model(lr_t, self.forced_prior(prior, labels))
         else:
             sr = self.forward_model(lr_t)
         loss = self.loss_fn(sr, paddle.to_tensor(hr), labels, **extra)
@@ -344,6 +361,23 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step(self.step)
         return float(loss)
+
+    def forced_prior(self, prior: Any, labels: list[str]) -> Any:
+        """``Global.prior_forcing``: that share of the crops (drawn per step from the run's seed) gets its label written
+        as a prior, so the network learns to draw what a prior reads; the others keep ``prior``."""
+        import paddle
+
+        if not self.settings.prior_forcing:
+            return prior
+        from training.networks.text_prior import aligned_prior
+
+        rng = np.random.default_rng([self.settings.seed, self.step])
+        chosen = rng.random(len(labels)) < self.settings.prior_forcing
+        if not chosen.any():
+            return prior
+        aligned = paddle.to_tensor(aligned_prior(prior.numpy(), labels))
+        mask = paddle.to_tensor(chosen.astype(np.float32)).reshape([-1, 1, 1])
+        return mask * aligned + (1 - mask) * prior
 
     def _update_ema(self) -> None:
         """``ema = d * ema + (1 - d) * weights`` for every float tensor (BatchNorm statistics too), with timm's warm-up

@@ -12,6 +12,8 @@ The recognizer is not a sublayer: its weights are constants, never saved with th
 service recognizer, started from the same file, whose weights are the network's (``prior.generator.*``) and learn
 (TPGSR's fine-tuned text-prior generator): from the SR losses through the prior, and from a CTC term on the prior
 itself (``Loss.prior_weight``, labels as :func:`prior_targets` encodes them). :meth:`TextPrior.read` decodes a prior.
+:func:`aligned_prior` writes a label as a prior (its best CTC path under a prior's own columns, one-hot): what a
+perfect generator would say, for training the network to draw what its prior reads (``Global.prior_forcing``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from paddle import nn
 from core.spec import PRIOR_CHARSET
 from training.networks.blocks import Mish
 
-__all__ = ["PRIOR_CHARSET", "TextPrior", "prior_targets"]
+__all__ = ["PRIOR_CHARSET", "TextPrior", "aligned_prior", "prior_targets"]
 
 
 def prior_targets(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +43,49 @@ def prior_targets(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     for i, seq in enumerate(seqs):
         out[i, : len(seq)] = seq
     return out, np.asarray([len(s) for s in seqs], np.int64)
+
+
+def aligned_prior(probs: np.ndarray, labels: list[str]) -> np.ndarray:
+    """The labels as priors ``[N, K, T]``: one-hot columns along each label's most probable CTC path under ``probs``
+    (a prior, ``[N, K, T]``; Viterbi over the blank-extended label), i.e. the label placed where the prior sees its
+    characters. A crop whose label cannot fit its columns (too many characters) keeps its prior."""
+    targets, lengths = prior_targets(labels)
+    out = np.array(probs, dtype=np.float32, copy=True)
+    log = np.log(np.clip(probs, 1e-12, None))
+    for i, (row, n) in enumerate(zip(targets, lengths)):
+        ext = np.zeros(2 * n + 1, np.int64)
+        ext[1::2] = row[:n]
+        path = _best_path(log[i], ext)
+        if path is not None:
+            out[i] = 0
+            out[i, path, np.arange(len(path))] = 1
+    return out
+
+
+def _best_path(log: np.ndarray, ext: np.ndarray) -> np.ndarray | None:
+    """Viterbi over CTC's blank-extended label ``ext`` (blank = class 0) and ``log`` probabilities ``[K, T]``: the class
+    of each column on the best path that reads ``ext``, or None when no path fits."""
+    steps, states = log.shape[1], len(ext)
+    skip = np.zeros(states, bool)  # a state may be entered from two back: a character after a different character
+    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
+    score = np.full(states, -np.inf)
+    score[: min(2, states)] = log[ext[: min(2, states)], 0]
+    back = np.zeros((steps, states), np.int64)
+    for t in range(1, steps):
+        moves = np.full((3, states), -np.inf)  # stay, come from one back, from two back
+        moves[0], moves[1, 1:], moves[2, 2:] = score, score[:-1], np.where(skip[2:], score[:-2], -np.inf)
+        step = moves.argmax(0)
+        score = moves.max(0) + log[ext, t]
+        back[t] = np.arange(states) - step
+    ends = [states - 1] + ([states - 2] if states > 1 else [])
+    state = max(ends, key=lambda e: score[e])
+    if not np.isfinite(score[state]):
+        return None
+    path = np.zeros(steps, np.int64)
+    for t in range(steps - 1, -1, -1):
+        path[t] = ext[state]
+        state = back[t, state]
+    return path
 
 
 class TextPrior(nn.Layer):
