@@ -1,9 +1,29 @@
-"""PNG figures of a training run: loss and evaluation curves."""
+"""PNG figures: a training run's loss and evaluation curves, and the figure helpers every PNG writer here uses."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+
+def subplots(*args, **kwargs):
+    """``matplotlib.pyplot.subplots`` on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def read_logs(log_paths: list[str | Path]) -> list[dict]:
@@ -14,15 +34,10 @@ def read_logs(log_paths: list[str | Path]) -> list[dict]:
 def plot_curves(log_paths: str | Path | list[str | Path], out_path: str | Path) -> Path:
     """Plot the loss and the PSNR/SSIM of SR vs bicubic from a ``train_log.jsonl`` (or several, in order: a run
     continued in another folder)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = read_logs(log_paths if isinstance(log_paths, list) else [log_paths])
     losses = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     evals = [(r["step"], r["eval"]["average"]) for r in rows if r.get("eval")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = subplots(1, 3, figsize=(15, 4))
     if losses:
         axes[0].plot(*zip(*losses))
     axes[0].set(title="training loss", xlabel="step", yscale="log")
@@ -33,10 +48,7 @@ def plot_curves(log_paths: str | Path | list[str | Path], out_path: str | Path) 
                 ax.plot(steps, [e[src][key] for _, e in evals], style, label=src)
             ax.legend()
         ax.set(title=f"eval {unit}", xlabel="step")
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return Path(out_path)
+    return save_figure(fig, out_path)
 
 
 def main(argv: list[str] | None = None) -> None:

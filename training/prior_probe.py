@@ -89,13 +89,10 @@ def table(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from training.plots import save_figure, subplots
 
     scales = sorted({r["scale"] for r in result["rows"]}, reverse=True)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = subplots(figsize=(7, 3.5))
     width = 0.8 / len(scales)
     for i, scale in enumerate(scales):
         rows = [r for r in result["rows"] if r["scale"] == scale]
@@ -105,10 +102,7 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
     ax.axhline(0, color="grey", lw=0.8)
     ax.set(title="service recognizer on the SR: SR - bicubic (points), by the prior fed", ylabel="points")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

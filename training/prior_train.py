@@ -197,12 +197,9 @@ class PriorTrainer:
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
     """The generator's training CTC and its Eval reading, by step."""
-    import matplotlib
+    from training.plots import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_acc) = subplots(1, 2, figsize=(10, 4))
     losses = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     evals = [(r["step"], r["prior_accuracy"]["average"]) for r in rows if "prior_accuracy" in r]
     if losses:
@@ -210,10 +207,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> Path:
     ax_loss.set(title="prior CTC (training batches)", xlabel="step", ylabel="nats per character")
     ax_acc.plot(*zip(*evals), "-o")
     ax_acc.set(title="the prior's reading of the Eval LR crops", xlabel="step", ylabel="accuracy")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def train_prior(config: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:

@@ -89,12 +89,9 @@ def same_split(rows: list[dict[str, Any]]) -> None:
 
 
 def plot(result: dict[str, Any], path: str | Path) -> Path:
-    import matplotlib
+    from training.plots import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (acc, psnr) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (acc, psnr) = subplots(1, 2, figsize=(11, 4))
     for checkpoint in dict.fromkeys(r["checkpoint"] for r in result["rows"]):
         rows = [r for r in result["rows"] if r["checkpoint"] == checkpoint]
         label = Path(checkpoint).parent.name + "/" + Path(checkpoint).stem
@@ -104,10 +101,7 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
         ax.axhline(0, color="grey", lw=0.8)
         ax.set(title=title, xlabel="residual scale")
     acc.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
