@@ -52,4 +52,10 @@ def test_the_probe_writes_every_prior_at_every_strength(tmp_path, repo_root, cap
     assert rows["own", 1.0]["vs_own"]["only_first"] == rows["own", 1.0]["vs_own"]["only_second"] == 0
     assert rows["blank", 1.0]["psnr_gain"] != rows["own", 1.0]["psnr_gain"]  # the prior fed reaches the SR
     assert rows["own", 0.5]["psnr_gain"] != rows["own", 1.0]["psnr_gain"]  # and so does the strength
+    from training.evaluate import evaluate_sr  # a strength is the network's own at that residual_scale
+
+    net.eval()
+    net.residual_scale = 0.5
+    avg = evaluate_sr(net, tmp_path / "synth/test")["average"]
+    assert avg["sr"]["psnr_paddleocr"] - avg["bicubic"]["psnr_paddleocr"] == pytest.approx(rows["own", 0.5]["psnr_gain"], abs=1e-4)
     assert (tmp_path / "o/prior_probe.png").stat().st_size > 0 and "| label | 1 |" in capsys.readouterr().out
