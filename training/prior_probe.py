@@ -80,9 +80,9 @@ def probe(net: Any, data: str | Path, scales: list[float], max_images: int | Non
             })
             bar.update(1)
     bar.close()
-    own = {r["scale"]: r["hits"] for r in rows if r["prior"] == "own"}
+    own_hits = {r["scale"]: r["hits"] for r in rows if r["prior"] == "own"}
     for row in rows:
-        row["vs_own"] = paired(row["hits"], own[row["scale"]])
+        row["vs_own"] = paired(row["hits"], own_hits[row["scale"]])
     return {"data": str(data), "rows": rows}
 
 
