@@ -54,6 +54,8 @@ class TrainSettings:
     ema_decay: float
     lr_mult: dict[str, float]
     prior_forcing: float
+    """The share of each batch's crops whose network input is the label written as a prior
+    (:func:`training.networks.text_prior.aligned_prior`) instead of the generator's reading; 0 is off."""
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> TrainSettings:
@@ -92,9 +94,9 @@ class TrainSettings:
             eval_recognition=eval_recognition,
             best_metric=_best_metric(g.get("best_metric", "psnr"), eval_recognition),
             best_needs_fidelity=flag(g, "best_needs_fidelity", False),
-            ema_decay=_ema_decay(g.get("ema_decay")),
+            ema_decay=_share(g, "ema_decay", upper_included=False),  # the decay of a moving average of the weights
             lr_mult=_lr_mult(opt.get("lr_mult")),
-            prior_forcing=_prior_forcing(g.get("prior_forcing")),
+            prior_forcing=_share(g, "prior_forcing", upper_included=True),
         )
 
 
@@ -117,22 +119,13 @@ def _best_metric(name: Any, eval_recognition: bool) -> str:
     return name
 
 
-def _ema_decay(value: Any) -> float:
-    """``Global.ema_decay``: 0 (or absent) is off; otherwise the decay of an exponential moving average of the weights."""
+def _share(g: dict[str, Any], key: str, upper_included: bool) -> float:
+    """``Global.<key>``: 0 (or absent) is off; otherwise a number in [0, 1), or [0, 1] with ``upper_included``."""
+    value = g.get(key)
     if value is None:
         return 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ConfigError(f"Global.ema_decay must be a number in [0, 1) (0: off), got {value!r}")
-    return float(value)
-
-
-def _prior_forcing(value: Any) -> float:
-    """``Global.prior_forcing``: the share of each batch's crops whose network input is the label written as a prior
-    (:func:`training.networks.text_prior.aligned_prior`) instead of the generator's reading; 0 (or absent) is off."""
-    if value is None:
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigError(f"Global.prior_forcing must be a number in [0, 1] (0: off), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1 if upper_included else 0 <= value < 1):
+        raise ConfigError(f"Global.{key} must be a number in [0, 1{']' if upper_included else ')'} (0: off), got {value!r}")
     return float(value)
 
 
