@@ -98,3 +98,24 @@ def models_root(tmp_path_factory) -> Path:
 def model_dir_any(models_root) -> Path:
     """One converted model folder (model.onnx + manifest.json)."""
     return sorted(models_root.glob("*/manifest.json"))[0].parent
+
+
+@pytest.fixture(scope="session")
+def prior_network():
+    """A factory of the same small TSRN with a text prior that moves its output (tail, trunk output and prior
+    projections away from zero), so a parity or a probe on it tests the prior too."""
+
+    def build():
+        import paddle
+
+        from training.networks import build_network
+
+        paddle.seed(3)
+        net = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True)
+        with paddle.no_grad():
+            for name, p in net.named_parameters():
+                if name.startswith(("block4", "block3.1", "prior_proj")) and not name.endswith(("_mean", "_variance")):
+                    p.set_value(paddle.randn(p.shape) * (0.05 if name.startswith("block4") else 0.5))
+        return net
+
+    return build

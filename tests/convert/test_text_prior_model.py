@@ -20,21 +20,10 @@ DEFAULT = "training/configs/default_tsrn.yml"
 PRIOR = ["-o", "Architecture.Transform.text_prior=true", "Architecture.Transform.srb_nums=1"]
 
 
-def _prior_network():
-    """A small TSRN whose prior moves its output: tail, trunk output and prior projections away from zero."""
-    paddle.seed(3)
-    net = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True)
-    with paddle.no_grad():
-        for name, p in net.named_parameters():
-            if name.startswith(("block4", "block3.1", "prior_proj")) and not name.endswith(("_mean", "_variance")):
-                p.set_value(paddle.randn(p.shape) * (0.05 if name.startswith("block4") else 0.5))
-    return net
-
-
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory, repo_root):
+def converted(tmp_path_factory, repo_root, prior_network):
     tmp = tmp_path_factory.mktemp("prior")
-    ckpt = save_checkpoint(_prior_network(), tmp / "prior.pdparams")
+    ckpt = save_checkpoint(prior_network(), tmp / "prior.pdparams")
     out = tmp / "onnx"
     assert main(["convert", "--config", str(repo_root / DEFAULT), "--checkpoint", str(ckpt), "--out", str(out), "--fp16", *PRIOR]) == 0
     return ckpt, out
@@ -118,7 +107,7 @@ def test_a_model_trained_on_another_recognizer_does_not_load(converted, tmp_path
         load_model(copy, "cpu", "fp32", 1)
 
 
-def test_a_fine_tuned_prior_generator_ships_in_the_model_folder(repo_root, tmp_path):
+def test_a_fine_tuned_prior_generator_ships_in_the_model_folder(repo_root, tmp_path, prior_network):
     """``prior_trainable``: the network's own recognizer copy is exported beside its graph, named in the manifest, and
     is what the service reads the crop with (not the installed recognizer): parity with Paddle holds, the bundled
     file matters, and a changed bundled file does not load."""
@@ -161,7 +150,7 @@ def test_a_fine_tuned_prior_generator_ships_in_the_model_folder(repo_root, tmp_p
     with pytest.raises(ModelLoadError, match="which is missing"):
         load_model(tampered, "cpu", "fp32", 1)
     # converting a plain prior network into the same folder drops the stale generator
-    plain = save_checkpoint(_prior_network(), tmp_path / "plain.pdparams")
+    plain = save_checkpoint(prior_network(), tmp_path / "plain.pdparams")
     assert main(["convert", "--config", str(repo_root / DEFAULT), "--checkpoint", str(plain), "--out", str(out), *PRIOR]) == 0
     assert not (out / PRIOR_GENERATOR_FILE).exists() and not read_manifest(out).text_prior.bundled
 
