@@ -22,10 +22,11 @@ SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metri
 ALGORITHMS = {"Telescope": "TBSRN", "Gestalt": "TSRN"}
 """PaddleOCR ``Architecture.algorithm`` -> the backbone its published config uses."""
 TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode",
-                  "bicubic_residual", "residual_scale", "text_prior", "prior_trainable"}
+                  "bicubic_residual", "residual_scale", "text_prior", "prior_trainable", "prior_rows"}
 """PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + ``residual_scale`` * network),
-``text_prior`` (ours: the service recognizer's reading of the LR as a second input of the trunk) and ``prior_trainable``
-(ours: that reading from a fine-tuned copy of the recognizer, trained with the network)."""
+``text_prior`` (ours: the service recognizer's reading of the LR as a second input of the trunk), ``prior_trainable``
+(ours: that reading from a fine-tuned copy of the recognizer, trained with the network) and ``prior_rows`` (ours: the
+prior's map gets that many rows of its own, a learned glyph template per class, instead of one row repeated)."""
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -126,6 +127,13 @@ def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
         kwargs["text_prior"] = True  # only when on: the converter's and older callers' networks take no such key
     if flag(transform, "prior_trainable", False, "Architecture.Transform"):
         kwargs["prior_trainable"] = True
+    rows = transform.get("prior_rows")
+    if rows:
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ConfigError(f"Architecture.Transform.prior_rows must be a whole number >= 0, got {rows!r}")
+        if not kwargs.get("text_prior"):
+            raise ConfigError("Architecture.Transform.prior_rows needs text_prior: true (it shapes the prior's map)")
+        kwargs["prior_rows"] = rows
     return ArchitectureSpec(algorithm, backbone, flag(transform, "STN", False, "Architecture.Transform"), kwargs)
 
 

@@ -138,3 +138,37 @@ def test_lr_mult_scales_the_step_of_a_layer(repo_root, tmp_path):
     for bad, match in (("{blockX: 2}", "no layer 'blockX'"), ("{block2: 0}", "numbers > 0"), ("[1]", "numbers > 0")):
         with pytest.raises(ConfigError, match=match):
             Trainer(load_config(repo_root / "training/configs/default_tsrn.yml", [*opts, f"Optimizer.lr_mult={bad}"]), log=lambda s: None)
+
+
+def test_prior_rows_start_as_the_repeated_map_and_learn_a_shape_per_row(prior_network, tmp_path):
+    repeated = prior_network()
+    ckpt = save_checkpoint(repeated, tmp_path / "repeated.pdparams")
+    shaped = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True, prior_rows=4)
+    with pytest.raises(CheckpointMismatch, match="missing keys.*prior.rows"):
+        load_checkpoint(shaped, ckpt)
+    load_checkpoint(shaped, ckpt, optional=shaped.added_prefixes)  # a run with one row goes on with rows of its own
+    repeated.eval(), shaped.eval()
+    x = _lr(2)
+    np.testing.assert_allclose(shaped(x).numpy(), repeated(x).numpy(), atol=1e-5)  # float order only
+    probs = shaped.prior.probabilities(x)
+    assert np.ptp(shaped.prior(probs, 64, 16).numpy(), axis=2).max() < 1e-6  # every row the same, as built
+    shaped.train()
+    shaped(x).mean().backward()
+    assert float(shaped.prior.rows.weight.grad.abs().sum()) > 0  # ... and the rows learn
+    with paddle.no_grad():
+        shaped.prior.rows.weight.set_value(shaped.prior.rows.weight + 0.1 * paddle.randn(shaped.prior.rows.weight.shape))
+    rows_map = shaped.prior(probs, 64, 16).numpy()
+    assert rows_map.shape == (2, 64, 16, 64) and np.ptp(rows_map, axis=2).max() > 1e-2  # now the rows differ
+
+
+def test_prior_rows_is_checked(repo_root):
+    from training.config import ConfigError, architecture, load_config
+
+    cfg = repo_root / "training/configs/default_tsrn.yml"
+    on = ["Architecture.Transform.text_prior=true"]
+    assert architecture(load_config(cfg, [*on, "Architecture.Transform.prior_rows=8"])).kwargs["prior_rows"] == 8
+    assert "prior_rows" not in architecture(load_config(cfg, [*on, "Architecture.Transform.prior_rows=0"])).kwargs
+    with pytest.raises(ConfigError, match="prior_rows must be a whole number"):
+        architecture(load_config(cfg, [*on, "Architecture.Transform.prior_rows=2.5"]))
+    with pytest.raises(ConfigError, match="prior_rows needs text_prior"):
+        architecture(load_config(cfg, ["Architecture.Transform.prior_rows=8"]))

@@ -91,7 +91,7 @@ def _best_path(log: np.ndarray, ext: np.ndarray) -> np.ndarray | None:
 class TextPrior(nn.Layer):
     """``probabilities(lr [N, 3, h, w] in [0, 1]) -> [N, classes, T_crop]``, ``forward(those, w, h) -> [N, channels, h, w]``."""
 
-    def __init__(self, channels: int, recognizer_model: str | None = None, trainable: bool = False) -> None:
+    def __init__(self, channels: int, recognizer_model: str | None = None, trainable: bool = False, rows: int = 0) -> None:
         super().__init__()
         from training.networks.service_recognizer import ServiceRecognizer
 
@@ -107,6 +107,12 @@ class TextPrior(nn.Layer):
         self.columns = paddle.to_tensor([0] + [index[c] for c in PRIOR_CHARSET], dtype="int64")  # blank first
         self.classes = len(PRIOR_CHARSET) + 2  # blank, the characters, rest
         self.embed = nn.Sequential(nn.Conv1D(self.classes, channels, 1), Mish(), nn.Conv1D(channels, channels, 3, padding=1))
+        self.channels, self.rows_count = channels, rows
+        if rows:  # each column's embedding -> `rows` rows of its own: a learned glyph template per class
+            self.rows = nn.Conv1D(channels, channels * rows, 1)
+            # built as every row = the embedding (output channel c * rows + r copies channel c): the repeated map
+            self.rows.weight.set_value(paddle.to_tensor(np.repeat(np.eye(channels, dtype=np.float32), rows, axis=0)[:, :, None]))
+            self.rows.bias.set_value(paddle.zeros_like(self.rows.bias))
 
     def probabilities(self, lr: paddle.Tensor) -> paddle.Tensor:
         """The recognizer's class probabilities over the crop's columns: ``[N, classes, T_crop]`` (columns sum to 1);
@@ -144,7 +150,11 @@ class TextPrior(nn.Layer):
         return texts
 
     def forward(self, probabilities: paddle.Tensor, width: int, height: int) -> paddle.Tensor:
-        """Embed :meth:`probabilities` ``[N, classes, T_crop]`` into a ``[N, channels, height, width]`` map."""
+        """Embed :meth:`probabilities` ``[N, classes, T_crop]`` into a ``[N, channels, height, width]`` map: one row
+        repeated down the crop, or with ``rows`` that many rows resampled to ``height``."""
         features = self.embed(probabilities)  # [N, channels, T_crop]
+        if self.rows_count:
+            features = self.rows(features).reshape([0, self.channels, self.rows_count, -1])  # [N, channels, rows, T_crop]
+            return F.interpolate(features, size=[height, width], mode="bilinear", align_corners=False)
         features = F.interpolate(features.unsqueeze(2), size=[1, width], mode="bilinear", align_corners=False)
         return features.expand([features.shape[0], features.shape[1], height, width])
