@@ -68,6 +68,22 @@ def test_the_service_engine_equals_paddle_and_the_prior_matters(converted):
         np.testing.assert_allclose(engine.prior(x), net.prior.probabilities(paddle.to_tensor(x)).numpy(), atol=1e-4)
 
 
+def test_a_prior_with_rows_of_its_own_converts_and_serves_as_paddle(tmp_path, repo_root, prior_network):
+    net = prior_network(prior_rows=4)
+    ckpt = save_checkpoint(net, tmp_path / "rows.pdparams")
+    out = tmp_path / "onnx"
+    rows = [*PRIOR, "Architecture.Transform.prior_rows=4"]
+    assert main(["convert", "--config", str(repo_root / DEFAULT), "--checkpoint", str(ckpt), "--out", str(out), *rows]) == 0
+    net.eval()
+    x = render_text_crops(3, (16, 64), seed=5)
+    with paddle.no_grad():
+        want = np.clip(net(paddle.to_tensor(x)).numpy(), 0, 1)
+        lr = paddle.to_tensor(x)
+        prior = net.prior.probabilities(lr)
+        assert np.ptp(net.prior(prior, 64, 16).numpy(), axis=2).max() > 1e-2  # the map's rows differ: they are tested
+    assert np.abs(load_model(out, "cpu", "fp32", 1).engine(x) - want).max() <= 1e-4
+
+
 def test_served_end_to_end(converted):
     import cv2
     from fastapi.testclient import TestClient
