@@ -53,6 +53,11 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
     from training.networks import build_network, load_checkpoint
 
     spec = architecture(load_config(config, list(overrides)))
+    if spec.kwargs.get("prior_glyphs"):
+        raise ConfigError(
+            "Architecture.Transform.prior_glyphs draws the prior's reading outside the graph (OpenCV); such a network"
+            " trains and evaluates in Paddle but does not convert to ONNX yet"
+        )
     if not Path(checkpoint).is_file():
         raise InputNotFound(f"checkpoint not found: {checkpoint}")
     net = build_network(spec.backbone, **spec.kwargs)

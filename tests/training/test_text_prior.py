@@ -6,8 +6,9 @@ import numpy as np
 import paddle
 import pytest
 
+from convert.verify import render_text_crops
 from training.networks import CheckpointMismatch, build_network, load_checkpoint, save_checkpoint
-from training.networks.text_prior import PRIOR_CHARSET, TextPrior
+from training.networks.text_prior import PRIOR_CHARSET, TextPrior, glyph_image
 
 
 def _lr(n=4, seed=0):
@@ -172,3 +173,49 @@ def test_prior_rows_is_checked(repo_root):
         architecture(load_config(cfg, [*on, "Architecture.Transform.prior_rows=2.5"]))
     with pytest.raises(ConfigError, match="prior_rows needs text_prior"):
         architecture(load_config(cfg, ["Architecture.Transform.prior_rows=8"]))
+
+
+def test_glyph_image_draws_each_character_where_its_columns_are():
+    k = len(PRIOR_CHARSET) + 2
+    probs = np.zeros((3, k, 8), np.float32)
+    probs[:, 0] = 1  # all blank
+    probs[1, :, 0:2] = 0
+    probs[1, 1 + PRIOR_CHARSET.index("W"), 0:2] = 1  # "W" on the first quarter
+    probs[2, :, 6:8] = 0
+    probs[2, k - 1, 6:8] = 1  # the "rest" class on the last quarter: not a character we can draw
+    out = glyph_image(probs, 16, 64)
+    assert out.shape == (3, 1, 16, 64) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    assert out[0].max() == 0 and out[2].max() == 0  # blanks and "rest" draw nothing
+    ink = out[1, 0].sum(0)
+    assert ink[:16].sum() > 0.9 * ink.sum() and out[1].max() > 0.9  # the W, in its columns, dark strokes
+    rows = out[1, 0].sum(1)
+    assert rows[:2].sum() == 0 and rows[-2:].sum() == 0  # vertically inside the crop
+
+
+def test_prior_glyphs_start_as_the_network_without_them_and_learn(prior_network, tmp_path):
+    plain = prior_network()
+    ckpt = save_checkpoint(plain, tmp_path / "plain.pdparams")
+    drawn = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True, prior_glyphs=True)
+    load_checkpoint(drawn, ckpt, optional=drawn.added_prefixes)
+    plain.eval(), drawn.eval()
+    x = paddle.to_tensor(render_text_crops(2, (16, 64), seed=1))  # crops with text: the reading draws something
+    assert glyph_image(drawn.prior.probabilities(x).numpy(), 16, 64).max() > 0.5
+    np.testing.assert_array_equal(drawn(x).numpy(), plain(x).numpy())
+    drawn.train()
+    drawn(x).mean().backward()
+    assert float(drawn.prior.glyph.weight.grad.abs().sum()) > 0  # the drawing's convolution learns
+
+
+def test_prior_glyphs_is_checked_and_not_converted(repo_root, tmp_path, capsys):
+    from textsr.cli import main
+    from training.config import ConfigError, architecture, load_config
+
+    cfg = repo_root / "training/configs/default_tsrn.yml"
+    on = ["Architecture.Transform.text_prior=true", "Architecture.Transform.prior_glyphs=true"]
+    assert architecture(load_config(cfg, on)).kwargs["prior_glyphs"] is True
+    with pytest.raises(ConfigError, match="prior_glyphs needs text_prior"):
+        architecture(load_config(cfg, on[1:]))
+    ckpt = save_checkpoint(build_network("TSRN", bicubic_residual=True, srb_nums=1), tmp_path / "x.pdparams")
+    assert main(["convert", "--config", str(cfg), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "-o", *on]) != 0
+    assert "does not convert to ONNX yet" in capsys.readouterr().err
+    assert not list((tmp_path / "o").glob("*.onnx"))  # and writes no model

@@ -202,7 +202,8 @@ class SRBackbone(nn.Layer):
     recognizer's reading of the LR (:class:`training.networks.text_prior.TextPrior`) joins the input of each residual
     block through a zero-initialised 1x1 convolution (``prior``, ``prior_proj``: keys PaddleOCR's layout lacks); with
     ``prior_trainable`` that reading comes from a fine-tuned copy of the recognizer, part of the network
-    (``prior.generator``); with ``prior_rows`` the prior's map has rows of its own (``prior.rows``).
+    (``prior.generator``); with ``prior_rows`` the prior's map has rows of its own (``prior.rows``), with ``prior_glyphs``
+    its reading drawn as text joins it (``prior.glyph``).
     """
 
     residual_block: Callable[[int], nn.Layer]
@@ -226,6 +227,7 @@ class SRBackbone(nn.Layer):
         text_prior: bool = False,
         prior_trainable: bool = False,
         prior_rows: int = 0,
+        prior_glyphs: bool = False,
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
@@ -262,7 +264,7 @@ class SRBackbone(nn.Layer):
         if text_prior:  # the recognizer's reading of the LR, added before each residual block (zero at the start)
             from training.networks.text_prior import TextPrior
 
-            self.prior = TextPrior(width, trainable=prior_trainable, rows=prior_rows)
+            self.prior = TextPrior(width, trainable=prior_trainable, rows=prior_rows, glyphs=prior_glyphs)
             self.prior_proj = nn.LayerList([nn.Conv2D(width, width, kernel_size=1) for _ in range(srb_nums)])
             for proj in self.prior_proj:
                 proj.weight.set_value(paddle.zeros_like(proj.weight))

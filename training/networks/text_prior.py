@@ -14,6 +14,10 @@ service recognizer, started from the same file, whose weights are the network's 
 itself (``Loss.prior_weight``, labels as :func:`prior_targets` encodes them). :meth:`TextPrior.read` decodes a prior.
 :func:`aligned_prior` writes a label as a prior (its best CTC path under a prior's own columns, one-hot): what a
 perfect generator would say, for training the network to draw what its prior reads (``Global.prior_forcing``).
+With ``rows`` the map has rows of its own (a learned template per class, built as the repeated row); with ``glyphs``
+the prior's reading is also drawn as an image (:func:`glyph_image`: each character in OpenCV's Hershey font where its
+columns are) and joins the map through a zero-initialised convolution: strokes the network can copy instead of
+inventing them from a class. Drawing is not a graph op: such a network trains and evaluates, it does not export yet.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 
+import cv2
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -29,7 +34,10 @@ from paddle import nn
 from core.spec import PRIOR_CHARSET
 from training.networks.blocks import Mish
 
-__all__ = ["PRIOR_CHARSET", "TextPrior", "aligned_prior", "prior_targets"]
+__all__ = ["PRIOR_CHARSET", "TextPrior", "aligned_prior", "glyph_image", "prior_targets"]
+
+GLYPH_SUPERSAMPLE = 4
+"""Glyphs are drawn this many times larger and area-resampled to the crop: anti-aliased strokes."""
 
 
 def prior_targets(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +70,37 @@ def aligned_prior(probs: np.ndarray, labels: list[str]) -> np.ndarray:
     return out
 
 
+def glyph_image(probs: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A prior ``[N, K, T]`` drawn as text: ``[N, 1, height, width]`` in [0, 1], 1 = ink. Each run of columns whose
+    most likely class is the same character becomes that character (OpenCV's Hershey simplex font, about 70% of the
+    crop's height, vertically centred), centred on the run's middle column (column ``t`` covers
+    ``[t, t + 1) * width / T``); blanks and the "rest" class draw nothing."""
+    n, _, steps = probs.shape
+    big_h, big_w = height * GLYPH_SUPERSAMPLE, width * GLYPH_SUPERSAMPLE
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (_, cap), descent = cv2.getTextSize("A", font, 1.0, 1)
+    scale = 0.7 * big_h / (cap + descent)
+    thickness = max(1, round(2 * scale))
+    out = np.zeros((n, 1, height, width), np.float32)
+    for i, best in enumerate(probs.argmax(1)):
+        canvas = np.zeros((big_h, big_w), np.uint8)
+        t = 0
+        while t < steps:
+            end = t
+            while end + 1 < steps and best[end + 1] == best[t]:
+                end += 1
+            k = int(best[t])
+            if 0 < k <= len(PRIOR_CHARSET):
+                char = PRIOR_CHARSET[k - 1]
+                (w, h), _ = cv2.getTextSize(char, font, scale, thickness)
+                x = (t + end + 1) / 2 * big_w / steps - w / 2
+                y = (big_h + h) / 2
+                cv2.putText(canvas, char, (round(x), round(y)), font, scale, 255, thickness, cv2.LINE_AA)
+            t = end + 1
+        out[i, 0] = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    return out
+
+
 def _best_path(log: np.ndarray, ext: np.ndarray) -> np.ndarray | None:
     """Viterbi over CTC's blank-extended label ``ext`` (blank = class 0) and ``log`` probabilities ``[K, T]``: the class
     of each column on the best path that reads ``ext``, or None when no path fits."""
@@ -91,7 +130,9 @@ def _best_path(log: np.ndarray, ext: np.ndarray) -> np.ndarray | None:
 class TextPrior(nn.Layer):
     """``probabilities(lr [N, 3, h, w] in [0, 1]) -> [N, classes, T_crop]``, ``forward(those, w, h) -> [N, channels, h, w]``."""
 
-    def __init__(self, channels: int, recognizer_model: str | None = None, trainable: bool = False, rows: int = 0) -> None:
+    def __init__(
+        self, channels: int, recognizer_model: str | None = None, trainable: bool = False, rows: int = 0, glyphs: bool = False
+    ) -> None:
         super().__init__()
         from training.networks.service_recognizer import ServiceRecognizer
 
@@ -113,6 +154,11 @@ class TextPrior(nn.Layer):
             # built as every row = the embedding (output channel c * rows + r copies channel c): the repeated map
             self.rows.weight.set_value(paddle.to_tensor(np.repeat(np.eye(channels, dtype=np.float32), rows, axis=0)[:, :, None]))
             self.rows.bias.set_value(paddle.zeros_like(self.rows.bias))
+        self.glyphs = glyphs
+        if glyphs:  # the reading drawn as text, into the map (zero at the start: the same function as without)
+            self.glyph = nn.Conv2D(1, channels, 3, padding=1)
+            self.glyph.weight.set_value(paddle.zeros_like(self.glyph.weight))
+            self.glyph.bias.set_value(paddle.zeros_like(self.glyph.bias))
 
     def probabilities(self, lr: paddle.Tensor) -> paddle.Tensor:
         """The recognizer's class probabilities over the crop's columns: ``[N, classes, T_crop]`` (columns sum to 1);
@@ -151,10 +197,16 @@ class TextPrior(nn.Layer):
 
     def forward(self, probabilities: paddle.Tensor, width: int, height: int) -> paddle.Tensor:
         """Embed :meth:`probabilities` ``[N, classes, T_crop]`` into a ``[N, channels, height, width]`` map: one row
-        repeated down the crop, or with ``rows`` that many rows resampled to ``height``."""
+        repeated down the crop, or with ``rows`` that many rows resampled to ``height``; with ``glyphs`` plus the
+        reading drawn (:func:`glyph_image`)."""
         features = self.embed(probabilities)  # [N, channels, T_crop]
         if self.rows_count:
             features = self.rows(features).reshape([0, self.channels, self.rows_count, -1])  # [N, channels, rows, T_crop]
-            return F.interpolate(features, size=[height, width], mode="bilinear", align_corners=False)
-        features = F.interpolate(features.unsqueeze(2), size=[1, width], mode="bilinear", align_corners=False)
-        return features.expand([features.shape[0], features.shape[1], height, width])
+            features = F.interpolate(features, size=[height, width], mode="bilinear", align_corners=False)
+        else:
+            features = F.interpolate(features.unsqueeze(2), size=[1, width], mode="bilinear", align_corners=False)
+            features = features.expand([features.shape[0], features.shape[1], height, width])
+        if self.glyphs:
+            drawn = glyph_image(probabilities.detach().numpy(), height, width)
+            features = features + self.glyph(paddle.to_tensor(drawn))
+        return features
