@@ -22,11 +22,10 @@ SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metri
 ALGORITHMS = {"Telescope": "TBSRN", "Gestalt": "TSRN"}
 """PaddleOCR ``Architecture.algorithm`` -> the backbone its published config uses."""
 TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode",
-                  "bicubic_residual", "residual_scale", "text_prior", "prior_trainable", "prior_rows",
-                  "prior_glyphs"}
+                  "bicubic_residual", "residual_scale", "text_prior", "prior_trainable", "prior_rows", "prior_glyphs"}
 """PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + ``residual_scale`` * network),
 ``text_prior`` (ours: the service recognizer's reading of the LR as a second input of the trunk), ``prior_trainable``
-(ours: that reading from a fine-tuned copy of the recognizer, trained with the network) and ``prior_rows`` (ours: the
+(ours: that reading from a fine-tuned copy of the recognizer, trained with the network), ``prior_rows`` (ours: the
 prior's map gets that many rows of its own, a learned glyph template per class, instead of one row repeated) and
 ``prior_glyphs`` (ours: the prior's reading drawn as text joins that map; trains, does not export yet)."""
 
@@ -133,13 +132,12 @@ def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
     if rows:
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
             raise ConfigError(f"Architecture.Transform.prior_rows must be a whole number >= 0, got {rows!r}")
-        if not kwargs.get("text_prior"):
-            raise ConfigError("Architecture.Transform.prior_rows needs text_prior: true (it shapes the prior's map)")
         kwargs["prior_rows"] = rows
     if flag(transform, "prior_glyphs", False, "Architecture.Transform"):
-        if not kwargs.get("text_prior"):
-            raise ConfigError("Architecture.Transform.prior_glyphs needs text_prior: true (it draws the prior's reading)")
         kwargs["prior_glyphs"] = True
+    for key in ("prior_rows", "prior_glyphs"):  # they shape the prior's map: nothing to shape without one
+        if key in kwargs and not kwargs.get("text_prior"):
+            raise ConfigError(f"Architecture.Transform.{key} needs text_prior: true (it shapes the prior's map)")
     return ArchitectureSpec(algorithm, backbone, flag(transform, "STN", False, "Architecture.Transform"), kwargs)
 
 

@@ -84,21 +84,27 @@ def glyph_image(probs: np.ndarray, height: int, width: int) -> np.ndarray:
     out = np.zeros((n, 1, height, width), np.float32)
     for i, best in enumerate(probs.argmax(1)):
         canvas = np.zeros((big_h, big_w), np.uint8)
-        t = 0
-        while t < steps:
-            end = t
-            while end + 1 < steps and best[end + 1] == best[t]:
-                end += 1
-            k = int(best[t])
-            if 0 < k <= len(PRIOR_CHARSET):
-                char = PRIOR_CHARSET[k - 1]
-                (w, h), _ = cv2.getTextSize(char, font, scale, thickness)
-                x = (t + end + 1) / 2 * big_w / steps - w / 2
-                y = (big_h + h) / 2
-                cv2.putText(canvas, char, (round(x), round(y)), font, scale, 255, thickness, cv2.LINE_AA)
-            t = end + 1
+        for char, start, stop in _character_runs(best):
+            (w, h), _ = cv2.getTextSize(char, font, scale, thickness)
+            x = (start + stop) / 2 * big_w / steps - w / 2
+            y = (big_h + h) / 2
+            cv2.putText(canvas, char, (round(x), round(y)), font, scale, 255, thickness, cv2.LINE_AA)
         out[i, 0] = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     return out
+
+
+def _character_runs(best: np.ndarray) -> list[tuple[str, int, int]]:
+    """Greedy CTC over one crop's most likely class per column: each run of equal columns that is a character of
+    :data:`PRIOR_CHARSET`, as ``(character, first column, last column + 1)``; blanks and the "rest" class read as
+    nothing."""
+    runs, start = [], 0
+    for t in range(1, len(best) + 1):
+        if t == len(best) or best[t] != best[start]:
+            k = int(best[start])
+            if 0 < k <= len(PRIOR_CHARSET):
+                runs.append((PRIOR_CHARSET[k - 1], start, t))
+            start = t
+    return runs
 
 
 def _best_path(log: np.ndarray, ext: np.ndarray) -> np.ndarray | None:
@@ -185,15 +191,7 @@ class TextPrior(nn.Layer):
     def decode(probs: np.ndarray) -> list[tuple[str, float]]:
         """Greedy CTC over a prior's classes ``[N, K, T]`` (the "rest" class reads as nothing), with the mean top
         probability: how well the generator reads LR crops (the evaluation's ``prior`` accuracy)."""
-        texts = []
-        for p in probs:
-            best, chars, previous = p.argmax(0), [], -1
-            for k in best:
-                if k != previous and 0 < k <= len(PRIOR_CHARSET):
-                    chars.append(PRIOR_CHARSET[k - 1])
-                previous = k
-            texts.append(("".join(chars), float(p.max(0).mean())))
-        return texts
+        return [("".join(char for char, _, _ in _character_runs(p.argmax(0))), float(p.max(0).mean())) for p in probs]
 
     def forward(self, probabilities: paddle.Tensor, width: int, height: int) -> paddle.Tensor:
         """Embed :meth:`probabilities` ``[N, classes, T_crop]`` into a ``[N, channels, height, width]`` map: one row
