@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from convert.errors import ConversionError, Paddle2OnnxError
-from core.spec import INPUT_NAME, OUTPUT_NAME, PRIOR_NAME
+from core.manifest import TensorSpec
+from core.spec import INPUT_NAME, OUTPUT_NAME
 
 _P2O_SCRIPT = (
     "import sys, paddle2onnx\n"
@@ -79,22 +81,24 @@ def _set_shape(value: onnx.ValueInfoProto, dims: list[int | str]) -> None:
 
 
 def finalize(
-    raw_file: Path, out_file: Path, lr_size: tuple[int, int], metadata: dict[str, str], prior_shape: list[int] | None = None
+    raw_file: Path, out_file: Path, lr_size: tuple[int, int], metadata: dict[str, str], extras: Sequence[TensorSpec] = ()
 ) -> tuple[Path, int]:
-    """Give the raw paddle2onnx graph textsr's I/O contract; returns the path and the scale found. ``prior_shape``
-    (``[-1, classes, timesteps]``): the graph has a text prior's second input, named ``prior`` here."""
+    """Give the raw paddle2onnx graph textsr's I/O contract; returns the path and the scale found. ``extras``: the
+    graph's inputs besides the image (a text prior's reading, its drawing), found by name and given their shapes
+    (``-1``: the batch axis)."""
     import onnxruntime as ort
 
     model = onnx.load(str(raw_file))
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in initializers]
-    if len(inputs) != 1 + (prior_shape is not None):
-        raise ConversionError(f"expected {1 + (prior_shape is not None)} graph input(s), found {[i.name for i in inputs]}")
-    inputs.sort(key=lambda i: len(i.type.tensor_type.shape.dim) != 4)  # the image first, then the prior (3-D)
-    feeds = {inputs[0].name: np.zeros((1, 3, *lr_size), np.float32)}
-    if prior_shape is not None:
-        feeds[inputs[1].name] = np.zeros((1, *prior_shape[1:]), np.float32)
+    inputs = {i.name: i for i in graph.input if i.name not in initializers}
+    missing = [e.name for e in extras if e.name not in inputs]
+    if len(inputs) != 1 + len(extras) or missing:
+        want = ["the image", *(e.name for e in extras)]
+        raise ConversionError(f"expected graph inputs {want}, found {list(inputs)}")
+    (image,) = (i for name, i in inputs.items() if name not in {e.name for e in extras})
+    feeds = {image.name: np.zeros((1, 3, *lr_size), np.float32)}
+    feeds.update({e.name: np.zeros((1, *e.shape[1:]), np.float32) for e in extras})
     session = ort.InferenceSession(str(raw_file), providers=["CPUExecutionProvider"])
     outs = session.run(None, feeds)
     names = [o.name for o in session.get_outputs()]
@@ -106,11 +110,10 @@ def finalize(
     if sr_shape[2] != scale * lr_size[0] or sr_shape[3] != scale * lr_size[1]:
         raise ConversionError(f"output {sr_shape} is not an integer multiple of the input {lr_size}")
 
-    _rename(graph, inputs[0].name, INPUT_NAME)
-    _set_shape(inputs[0], ["N", 3, *lr_size])
-    if prior_shape is not None:
-        _rename(graph, inputs[1].name, PRIOR_NAME)
-        _set_shape(inputs[1], ["N", *prior_shape[1:]])
+    _rename(graph, image.name, INPUT_NAME)
+    _set_shape(image, ["N", 3, *lr_size])
+    for e in extras:
+        _set_shape(inputs[e.name], ["N", *e.shape[1:]])
     raw_out = f"{OUTPUT_NAME}_unclipped"
     _rename(graph, sr_name, raw_out)
     graph.initializer.extend([numpy_helper.from_array(np.array(v, np.float32), f"sr_clip_{k}") for k, v in (("min", 0.0), ("max", 1.0))])

@@ -124,7 +124,7 @@ def convert(
             shutil.copyfile(source.prior_generator, out / PRIOR_GENERATOR_FILE)
         else:
             (out / PRIOR_GENERATOR_FILE).unlink(missing_ok=True)
-        onnx_path, scale = graph.finalize(raw, out / ONNX_NAME, source.lr_size, meta, prior.input.shape if prior else None)
+        onnx_path, scale = graph.finalize(raw, out / ONNX_NAME, source.lr_size, meta, prior.inputs if prior else [])
         if simplify:
             step("simplifying the graph with onnxslim")
             graph.simplify(onnx_path)

@@ -17,7 +17,16 @@ import numpy as np
 
 from core.errors import ConfigError, DataError, InputNotFound
 from core.manifest import TensorSpec, TextPriorSpec, sha256_file
-from core.spec import CHANNELS, INPUT_NAME, LR_HEIGHT, LR_WIDTH, PRIOR_CHARSET, PRIOR_GENERATOR_FILE, PRIOR_NAME
+from core.spec import (
+    CHANNELS,
+    GLYPHS_NAME,
+    INPUT_NAME,
+    LR_HEIGHT,
+    LR_WIDTH,
+    PRIOR_CHARSET,
+    PRIOR_GENERATOR_FILE,
+    PRIOR_NAME,
+)
 
 MODEL_SUFFIXES = (".json", ".pdmodel")
 
@@ -49,15 +58,11 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
     and save it for export."""
     import paddle
 
+    from service.text_prior import glyph_image
     from training.config import architecture, load_config
     from training.networks import build_network, load_checkpoint
 
     spec = architecture(load_config(config, list(overrides)))
-    if spec.kwargs.get("prior_glyphs"):
-        raise ConfigError(
-            "Architecture.Transform.prior_glyphs draws the prior's reading outside the graph (OpenCV); such a network"
-            " trains and evaluates in Paddle but does not convert to ONNX yet"
-        )
     if not Path(checkpoint).is_file():
         raise InputNotFound(f"checkpoint not found: {checkpoint}")
     net = build_network(spec.backbone, **spec.kwargs)
@@ -69,13 +74,21 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
     prior = _text_prior(net, spec.lr_size, generator) if spec.kwargs.get("text_prior") else None
     if prior is not None:  # the recognizer's reading is the graph's second input; the service computes it
         input_spec.append(paddle.static.InputSpec([None, *prior.input.shape[1:]], "float32", PRIOR_NAME))
+    if prior is not None and prior.glyphs is not None:  # and that reading drawn, its third (the service draws it)
+        input_spec.append(paddle.static.InputSpec([None, *prior.glyphs.shape[1:]], "float32", GLYPHS_NAME))
     paddle.jit.save(paddle.jit.to_static(net, input_spec=input_spec, full_graph=True), str(prefix))
 
     def reference(x: np.ndarray) -> np.ndarray:
         with paddle.no_grad():
             lr = paddle.to_tensor(x)
-            # a prior network's reference reads the crop with training's recognizer (Paddle), the service's with ONNX Runtime
-            return (net(lr, net.prior.probabilities(lr)) if prior is not None else net(lr)).numpy()
+            if prior is None:
+                return net(lr).numpy()
+            # a prior network's reference reads the crop with training's recognizer (Paddle), the service's with ONNX Runtime;
+            # one with glyphs draws that reading (the service draws its own reading with the same function)
+            probs = net.prior.probabilities(lr)
+            if prior.glyphs is None:
+                return net(lr, probs).numpy()
+            return net(lr, probs, paddle.to_tensor(glyph_image(probs.numpy(), *spec.lr_size))).numpy()
 
     return Source(
         kind="paddleocr-checkpoint",
@@ -100,7 +113,7 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
 
 def _text_prior(net, lr_size: tuple[int, int], generator: Path | None = None) -> TextPriorSpec:
     """The second input of ``net`` (built with ``text_prior``): its shape, and the recognizer that computes it (the
-    service's, or ``generator``: the network's fine-tuned copy, exported)."""
+    service's, or ``generator``: the network's fine-tuned copy, exported); with ``prior_glyphs`` the third."""
     import paddle
 
     with paddle.no_grad():
@@ -110,6 +123,7 @@ def _text_prior(net, lr_size: tuple[int, int], generator: Path | None = None) ->
         input=TensorSpec(name=PRIOR_NAME, shape=[-1, int(shape[1]), int(shape[2])]),
         recognizer=path.name, recognizer_sha256=sha256_file(path), characters=PRIOR_CHARSET,
         bundled=True if generator else None,
+        glyphs=TensorSpec(name=GLYPHS_NAME, shape=[-1, 1, *lr_size]) if net.prior.glyphs else None,
     )
 
 

@@ -55,7 +55,8 @@ class TextPriorSpec(BaseModel):
     keeps the blank's, ``characters``' and a "rest" class's probabilities (1 - the others') over the first
     ``input.shape[2]`` timesteps, and feeds them as ``input`` ``[N, classes, timesteps]``. With ``bundled``, the
     recognizer is a file of the model's own folder: a copy of the service recognizer fine-tuned with the SR network
-    (``Architecture.Transform.prior_trainable``).
+    (``Architecture.Transform.prior_trainable``). With ``glyphs`` (``Architecture.Transform.prior_glyphs``) the graph
+    has a third input: that reading drawn as text, ``[N, 1, h, w]`` (``service.text_prior.glyph_image``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,6 +65,12 @@ class TextPriorSpec(BaseModel):
     recognizer_sha256: str
     characters: str
     bundled: bool | None = Field(default=None, description="the recognizer file lies in the model's folder")
+    glyphs: TensorSpec | None = Field(default=None, description="the graph's input for the reading drawn as text")
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        """The graph inputs this prior feeds, besides the image."""
+        return [self.input, *([self.glyphs] if self.glyphs is not None else [])]
 
 
 class Manifest(BaseModel):

@@ -23,6 +23,8 @@ INPUT_NAME = "lr"
 OUTPUT_NAME = "sr"
 PRIOR_NAME = "prior"
 """The second input of a model with a text prior: the service recognizer's reading of ``lr``."""
+GLYPHS_NAME = "glyphs"
+"""The third input of a model with drawn glyphs (``prior_glyphs``): that reading drawn as text, one channel."""
 PRIOR_GENERATOR_FILE = "prior_generator.onnx"
 """In a model's folder: the fine-tuned recognizer that computes the prior of a model trained with
 ``Architecture.Transform.prior_trainable`` (the others' prior comes from the service recognizer itself)."""

@@ -3,17 +3,20 @@
 ``TextPriorEngine(sr, recognizer, spec)(lr) -> sr`` has the plain engine's call, so batching, KServe and the HTTP layer
 serve such a model unchanged. The recognizer sees each LR crop the way training's
 :class:`training.networks.text_prior.TextPrior` does (``service.recognizer.prepare``'s steps on a float batch); what is
-kept of its probabilities is the manifest's (:class:`core.manifest.TextPriorSpec`); a test holds the two equal.
+kept of its probabilities is the manifest's (:class:`core.manifest.TextPriorSpec`); a test holds the two equal. A model
+trained with ``prior_glyphs`` also takes that reading drawn as text (:func:`glyph_image`, the one drawing training uses).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from core.errors import InputNotFound
 from core.manifest import TextPriorSpec, sha256_file
+from core.spec import PRIOR_CHARSET
 from service.engine import OrtEngine
 from service.errors import ModelLoadError
 from service.recognizer import characters, default_model_path, prepare
@@ -53,8 +56,50 @@ def prior_of(probabilities: np.ndarray, columns: np.ndarray, steps: int) -> np.n
     return np.ascontiguousarray(np.concatenate([picked, rest], -1).transpose(0, 2, 1), np.float32)
 
 
+GLYPH_SUPERSAMPLE = 4
+"""Glyphs are drawn this many times larger and area-resampled to the crop: anti-aliased strokes."""
+
+
+def character_runs(best: np.ndarray, charset: str = PRIOR_CHARSET) -> list[tuple[str, int, int]]:
+    """Greedy CTC over one crop's most likely class per column (0 = blank, ``1 + i`` = ``charset[i]``, anything above
+    = the "rest" class): each run of equal columns that is a character, as ``(character, first column, last + 1)``;
+    blanks and "rest" read as nothing."""
+    runs, start = [], 0
+    for t in range(1, len(best) + 1):
+        if t == len(best) or best[t] != best[start]:
+            k = int(best[start])
+            if 0 < k <= len(charset):
+                runs.append((charset[k - 1], start, t))
+            start = t
+    return runs
+
+
+def glyph_image(probs: np.ndarray, height: int, width: int, charset: str = PRIOR_CHARSET) -> np.ndarray:
+    """A prior ``[N, K, T]`` drawn as text: ``[N, 1, height, width]`` float32 in [0, 1], 1 = ink. Each run of columns
+    whose most likely class is the same character (:func:`character_runs`) becomes that character (OpenCV's Hershey
+    simplex font, about 70% of the crop's height, vertically centred), centred on the run's middle column (column ``t``
+    covers ``[t, t + 1) * width / T``); blanks and the "rest" class draw nothing."""
+    n, _, steps = probs.shape
+    big_h, big_w = height * GLYPH_SUPERSAMPLE, width * GLYPH_SUPERSAMPLE
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (_, cap), descent = cv2.getTextSize("A", font, 1.0, 1)
+    scale = 0.7 * big_h / (cap + descent)
+    thickness = max(1, round(2 * scale))
+    out = np.zeros((n, 1, height, width), np.float32)
+    for i, best in enumerate(probs.argmax(1)):
+        canvas = np.zeros((big_h, big_w), np.uint8)
+        for char, start, stop in character_runs(best, charset):
+            (w, h), _ = cv2.getTextSize(char, font, scale, thickness)
+            x = (start + stop) / 2 * big_w / steps - w / 2
+            y = (big_h + h) / 2
+            cv2.putText(canvas, char, (round(x), round(y)), font, scale, 255, thickness, cv2.LINE_AA)
+        out[i, 0] = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    return out
+
+
 class TextPriorEngine:
-    """``engine(lr [N, 3, h, w]) -> sr``: the recognizer's reading of ``lr`` (``spec``), then the SR graph on both."""
+    """``engine(lr [N, 3, h, w]) -> sr``: the recognizer's reading of ``lr`` (``spec``), then the SR graph on both (and,
+    for a model with ``spec.glyphs``, on that reading drawn)."""
 
     def __init__(self, sr: OrtEngine, recognizer: OrtEngine, spec: TextPriorSpec) -> None:
         classes = characters(recognizer.session.get_modelmeta().custom_metadata_map)
@@ -63,6 +108,8 @@ class TextPriorEngine:
             raise ModelLoadError(f"the text prior needs characters the recognizer lacks: {missing}")
         self.columns = np.asarray([0] + [classes.index(c) for c in spec.characters])
         self.steps, self.prior_name = spec.input.shape[2], spec.input.name
+        self.glyphs_name = spec.glyphs.name if spec.glyphs is not None else None
+        self.charset = spec.characters
         self.sr, self.recognizer = sr, recognizer
         # what the rest of the service reads of an engine: the SR graph's
         self.session, self.input_shape, self.providers, self.device = sr.session, sr.input_shape, sr.providers, sr.device
@@ -72,4 +119,8 @@ class TextPriorEngine:
         return prior_of(self.recognizer(recognizer_input(lr)), self.columns, self.steps)
 
     def __call__(self, lr: np.ndarray) -> np.ndarray:
-        return self.sr(lr, {self.prior_name: self.prior(lr)})
+        prior = self.prior(lr)
+        feeds = {self.prior_name: prior}
+        if self.glyphs_name is not None:
+            feeds[self.glyphs_name] = glyph_image(prior, lr.shape[2], lr.shape[3], self.charset)
+        return self.sr(lr, feeds)

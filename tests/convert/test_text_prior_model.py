@@ -84,6 +84,29 @@ def test_a_prior_with_rows_of_its_own_converts_and_serves_as_paddle(tmp_path, re
     assert np.abs(load_model(out, "cpu", "fp32", 1).engine(x) - want).max() <= 1e-4
 
 
+def test_a_prior_with_glyphs_converts_and_serves_as_paddle(tmp_path, repo_root, prior_network):
+    """``prior_glyphs``: the graph takes the reading drawn as a third input, which the service draws with training's
+    function: parity with Paddle (which draws its own), and the drawing matters."""
+    from core.spec import GLYPHS_NAME
+
+    net = prior_network(prior_glyphs=True)
+    ckpt = save_checkpoint(net, tmp_path / "glyphs.pdparams")
+    out = tmp_path / "onnx"
+    opts = [*PRIOR, "Architecture.Transform.prior_glyphs=true"]
+    assert main(["convert", "--config", str(repo_root / DEFAULT), "--checkpoint", str(ckpt), "--out", str(out), *opts]) == 0
+    spec = read_manifest(out).text_prior
+    assert spec.glyphs.name == GLYPHS_NAME and spec.glyphs.shape == [-1, 1, 16, 64]
+    net.eval()
+    x = render_text_crops(4, (16, 64), seed=7)
+    with paddle.no_grad():
+        want = np.clip(net(paddle.to_tensor(x)).numpy(), 0, 1)
+    engine = load_model(out, "cpu", "fp32", 1).engine
+    assert {i.name for i in engine.session.get_inputs()} == {"lr", "prior", GLYPHS_NAME}
+    assert np.abs(engine(x) - want).max() <= 1e-4
+    blank = engine.sr(x, {"prior": engine.prior(x), GLYPHS_NAME: np.zeros((4, 1, 16, 64), np.float32)})
+    assert np.abs(blank - want).max() > 1e-2  # without the drawing the output moves: the parity above tests it
+
+
 def test_served_end_to_end(converted):
     import cv2
     from fastapi.testclient import TestClient

@@ -7,8 +7,9 @@ import paddle
 import pytest
 
 from convert.verify import render_text_crops
+from service.text_prior import glyph_image
 from training.networks import CheckpointMismatch, build_network, load_checkpoint, save_checkpoint
-from training.networks.text_prior import PRIOR_CHARSET, TextPrior, glyph_image
+from training.networks.text_prior import PRIOR_CHARSET, TextPrior
 
 
 def _lr(n=4, seed=0):
@@ -206,8 +207,7 @@ def test_prior_glyphs_start_as_the_network_without_them_and_learn(prior_network,
     assert float(drawn.prior.glyph.weight.grad.abs().sum()) > 0  # the drawing's convolution learns
 
 
-def test_prior_glyphs_is_checked_and_not_converted(repo_root, tmp_path, capsys):
-    from textsr.cli import main
+def test_prior_glyphs_is_checked(repo_root):
     from training.config import ConfigError, architecture, load_config
 
     cfg = repo_root / "training/configs/default_tsrn.yml"
@@ -215,7 +215,7 @@ def test_prior_glyphs_is_checked_and_not_converted(repo_root, tmp_path, capsys):
     assert architecture(load_config(cfg, on)).kwargs["prior_glyphs"] is True
     with pytest.raises(ConfigError, match="prior_glyphs needs text_prior"):
         architecture(load_config(cfg, on[1:]))
-    ckpt = save_checkpoint(build_network("TSRN", bicubic_residual=True, srb_nums=1), tmp_path / "x.pdparams")
-    assert main(["convert", "--config", str(cfg), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "-o", *on]) != 0
-    assert "does not convert to ONNX yet" in capsys.readouterr().err
-    assert not list((tmp_path / "o").glob("*.onnx"))  # and writes no model
+    plain = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True)
+    x = paddle.to_tensor(render_text_crops(1, (16, 64), seed=1))
+    with pytest.raises(ValueError, match="built without glyphs"):  # a drawing handed to a prior without glyphs
+        plain(x, None, paddle.zeros([1, 1, 16, 64]))

@@ -282,16 +282,19 @@ class SRBackbone(nn.Layer):
         them may leave these as built (zero: the same function), e.g. ``Global.pretrained_model``."""
         return ("prior.", "prior_proj.") if self.text_prior else ()
 
-    def forward(self, lr: paddle.Tensor, prior: paddle.Tensor | None = None) -> paddle.Tensor:
+    def forward(
+        self, lr: paddle.Tensor, prior: paddle.Tensor | None = None, glyphs: paddle.Tensor | None = None
+    ) -> paddle.Tensor:
         """Map a low-resolution batch ``[N, 3, h, w]`` in [0, 1] to ``[N, 3, 2h, 2w]`` in (-1, 1).
 
         With ``text_prior``, ``prior`` is the recognizer's reading of ``lr`` (:meth:`TextPrior.probabilities`, computed
-        here when not given; an exported graph takes it as its second input)."""
+        here when not given; an exported graph takes it as its second input); with ``prior_glyphs``, ``glyphs`` is that
+        reading drawn (drawn here when not given; an exported graph's third input)."""
         if self.text_prior:
             if prior is None:
                 prior = self.prior.probabilities(lr)
-            prior = self.prior(prior, lr.shape[3], lr.shape[2])
-        elif prior is not None:
+            prior = self.prior(prior, lr.shape[3], lr.shape[2], glyphs)
+        elif prior is not None or glyphs is not None:
             raise ValueError("this network was built without text_prior; it takes no prior")
         if self.stn and self.training:
             lr = self.tps(lr, self.stn_head(lr))

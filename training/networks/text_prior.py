@@ -15,9 +15,10 @@ itself (``Loss.prior_weight``, labels as :func:`prior_targets` encodes them). :m
 :func:`aligned_prior` writes a label as a prior (its best CTC path under a prior's own columns, one-hot): what a
 perfect generator would say, for training the network to draw what its prior reads (``Global.prior_forcing``).
 With ``rows`` the map has rows of its own (a learned template per class, built as the repeated row); with ``glyphs``
-the prior's reading is also drawn as an image (:func:`glyph_image`: each character in OpenCV's Hershey font where its
-columns are) and joins the map through a zero-initialised convolution: strokes the network can copy instead of
-inventing them from a class. Drawing is not a graph op: such a network trains and evaluates, it does not export yet.
+the prior's reading is also drawn as an image (:func:`service.text_prior.glyph_image`, the service's own drawing: each
+character in OpenCV's Hershey font where its columns are) and joins the map through a zero-initialised convolution:
+strokes the network can copy instead of inventing them from a class. Drawing is not a graph op: the exported graph
+takes the drawing as an input of its own, which the service draws as training does.
 """
 
 from __future__ import annotations
@@ -25,20 +26,16 @@ from __future__ import annotations
 import contextlib
 import math
 
-import cv2
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
 from core.spec import PRIOR_CHARSET
+from service.text_prior import character_runs, glyph_image
 from training.networks.blocks import Mish
 
 __all__ = ["PRIOR_CHARSET", "TextPrior", "aligned_prior", "glyph_image", "prior_targets"]
-
-GLYPH_SUPERSAMPLE = 4
-"""Glyphs are drawn this many times larger and area-resampled to the crop: anti-aliased strokes."""
-
 
 def prior_targets(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """CTC targets in the prior's classes: ``(targets [N, L] int32, lengths [N] int64)``.
@@ -68,43 +65,6 @@ def aligned_prior(probs: np.ndarray, labels: list[str]) -> np.ndarray:
             out[i] = 0
             out[i, path, np.arange(len(path))] = 1
     return out
-
-
-def glyph_image(probs: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A prior ``[N, K, T]`` drawn as text: ``[N, 1, height, width]`` in [0, 1], 1 = ink. Each run of columns whose
-    most likely class is the same character becomes that character (OpenCV's Hershey simplex font, about 70% of the
-    crop's height, vertically centred), centred on the run's middle column (column ``t`` covers
-    ``[t, t + 1) * width / T``); blanks and the "rest" class draw nothing."""
-    n, _, steps = probs.shape
-    big_h, big_w = height * GLYPH_SUPERSAMPLE, width * GLYPH_SUPERSAMPLE
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    (_, cap), descent = cv2.getTextSize("A", font, 1.0, 1)
-    scale = 0.7 * big_h / (cap + descent)
-    thickness = max(1, round(2 * scale))
-    out = np.zeros((n, 1, height, width), np.float32)
-    for i, best in enumerate(probs.argmax(1)):
-        canvas = np.zeros((big_h, big_w), np.uint8)
-        for char, start, stop in _character_runs(best):
-            (w, h), _ = cv2.getTextSize(char, font, scale, thickness)
-            x = (start + stop) / 2 * big_w / steps - w / 2
-            y = (big_h + h) / 2
-            cv2.putText(canvas, char, (round(x), round(y)), font, scale, 255, thickness, cv2.LINE_AA)
-        out[i, 0] = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    return out
-
-
-def _character_runs(best: np.ndarray) -> list[tuple[str, int, int]]:
-    """Greedy CTC over one crop's most likely class per column: each run of equal columns that is a character of
-    :data:`PRIOR_CHARSET`, as ``(character, first column, last column + 1)``; blanks and the "rest" class read as
-    nothing."""
-    runs, start = [], 0
-    for t in range(1, len(best) + 1):
-        if t == len(best) or best[t] != best[start]:
-            k = int(best[start])
-            if 0 < k <= len(PRIOR_CHARSET):
-                runs.append((PRIOR_CHARSET[k - 1], start, t))
-            start = t
-    return runs
 
 
 def _best_path(log: np.ndarray, ext: np.ndarray) -> np.ndarray | None:
@@ -191,12 +151,15 @@ class TextPrior(nn.Layer):
     def decode(probs: np.ndarray) -> list[tuple[str, float]]:
         """Greedy CTC over a prior's classes ``[N, K, T]`` (the "rest" class reads as nothing), with the mean top
         probability: how well the generator reads LR crops (the evaluation's ``prior`` accuracy)."""
-        return [("".join(char for char, _, _ in _character_runs(p.argmax(0))), float(p.max(0).mean())) for p in probs]
+        return [("".join(char for char, _, _ in character_runs(p.argmax(0))), float(p.max(0).mean())) for p in probs]
 
-    def forward(self, probabilities: paddle.Tensor, width: int, height: int) -> paddle.Tensor:
+    def forward(
+        self, probabilities: paddle.Tensor, width: int, height: int, drawn: paddle.Tensor | None = None
+    ) -> paddle.Tensor:
         """Embed :meth:`probabilities` ``[N, classes, T_crop]`` into a ``[N, channels, height, width]`` map: one row
         repeated down the crop, or with ``rows`` that many rows resampled to ``height``; with ``glyphs`` plus the
-        reading drawn (:func:`glyph_image`)."""
+        reading drawn: ``drawn`` ``[N, 1, height, width]`` when given (an exported graph's input), else
+        :func:`glyph_image` of ``probabilities``."""
         features = self.embed(probabilities)  # [N, channels, T_crop]
         if self.rows_count:
             features = self.rows(features).reshape([0, self.channels, self.rows_count, -1])  # [N, channels, rows, T_crop]
@@ -205,6 +168,9 @@ class TextPrior(nn.Layer):
             features = F.interpolate(features.unsqueeze(2), size=[1, width], mode="bilinear", align_corners=False)
             features = features.expand([features.shape[0], features.shape[1], height, width])
         if self.glyphs:
-            drawn = glyph_image(probabilities.detach().numpy(), height, width)
-            features = features + self.glyph(paddle.to_tensor(drawn))
+            if drawn is None:
+                drawn = paddle.to_tensor(glyph_image(probabilities.detach().numpy(), height, width))
+            features = features + self.glyph(drawn)
+        elif drawn is not None:
+            raise ValueError("this prior was built without glyphs (prior_glyphs); it takes no drawing")
         return features
