@@ -9,6 +9,7 @@ trained with ``prior_glyphs`` also takes that reading drawn as text (:func:`glyp
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import cv2
@@ -78,7 +79,9 @@ def glyph_image(probs: np.ndarray, height: int, width: int, charset: str = PRIOR
     """A prior ``[N, K, T]`` drawn as text: ``[N, 1, height, width]`` float32 in [0, 1], 1 = ink. Each run of columns
     whose most likely class is the same character (:func:`character_runs`) becomes that character (OpenCV's Hershey
     simplex font, about 70% of the crop's height, vertically centred), centred on the run's middle column (column ``t``
-    covers ``[t, t + 1) * width / T``); blanks and the "rest" class draw nothing."""
+    covers ``[t, t + 1) * width / T``) and squeezed, where its neighbours are close, into its slot (from midway to
+    the previous character's centre to midway to the next's), so that glyphs never overlap; blanks and the "rest"
+    class draw nothing."""
     n, _, steps = probs.shape
     big_h, big_w = height * GLYPH_SUPERSAMPLE, width * GLYPH_SUPERSAMPLE
     font = cv2.FONT_HERSHEY_SIMPLEX
@@ -88,13 +91,32 @@ def glyph_image(probs: np.ndarray, height: int, width: int, charset: str = PRIOR
     out = np.zeros((n, 1, height, width), np.float32)
     for i, best in enumerate(probs.argmax(1)):
         canvas = np.zeros((big_h, big_w), np.uint8)
-        for char, start, stop in character_runs(best, charset):
-            (w, h), _ = cv2.getTextSize(char, font, scale, thickness)
-            x = (start + stop) / 2 * big_w / steps - w / 2
-            y = (big_h + h) / 2
-            cv2.putText(canvas, char, (round(x), round(y)), font, scale, 255, thickness, cv2.LINE_AA)
+        runs = character_runs(best, charset)
+        centres = [(start + stop) / 2 * big_w / steps for _, start, stop in runs]
+        for j, (char, _, _) in enumerate(runs):
+            glyph = _glyph(char, big_h, scale, thickness)
+            halves = [centres[j] - centres[j - 1] if j else np.inf, centres[j + 1] - centres[j] if j + 1 < len(runs) else np.inf]
+            fit = max(1, int(min(glyph.shape[1], 0.9 * min(halves))))  # the slot's width, 10% left as a gap
+            if fit < glyph.shape[1]:
+                glyph = cv2.resize(glyph, (fit, big_h), interpolation=cv2.INTER_AREA)
+            left = round(centres[j] - glyph.shape[1] / 2)
+            lo, hi = max(0, left), min(big_w, left + glyph.shape[1])
+            if hi > lo:
+                np.maximum(canvas[:, lo:hi], glyph[:, lo - left : hi - left], out=canvas[:, lo:hi])
         out[i, 0] = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _glyph(char: str, height: int, scale: float, thickness: int) -> np.ndarray:
+    """One character drawn alone, ``[height, its advance width]`` uint8, baseline placed as :func:`glyph_image` says
+    (read-only: cached)."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (w, h), _ = cv2.getTextSize(char, font, scale, thickness)
+    canvas = np.zeros((height, w + thickness), np.uint8)
+    cv2.putText(canvas, char, (thickness // 2, round((height + h) / 2)), font, scale, 255, thickness, cv2.LINE_AA)
+    canvas.flags.writeable = False
+    return canvas
 
 
 class TextPriorEngine:

@@ -193,6 +193,26 @@ def test_glyph_image_draws_each_character_where_its_columns_are():
     assert rows[:2].sum() == 0 and rows[-2:].sum() == 0  # vertically inside the crop
 
 
+@pytest.mark.parametrize("word", ["minimum", "WEDNESDAY", "cadillac42"])
+def test_crowded_glyphs_are_squeezed_into_their_slots_and_read(word):
+    """A long word whose characters' columns are close (one column each, one blank between: 24 columns for a 64-pixel
+    crop) is drawn one glyph per slot, not overlapping: the service recognizer reads the drawing as the word."""
+    from service.recognizer import prepare
+    from training.evaluate import default_recognizer
+
+    k, steps = len(PRIOR_CHARSET) + 2, 24
+    probs = np.zeros((1, k, steps), np.float32)
+    probs[0, 0] = 1
+    first = (steps - 2 * len(word) + 1) // 2
+    for j, char in enumerate(word):
+        probs[0, :, first + 2 * j] = 0
+        probs[0, 1 + PRIOR_CHARSET.index(char), first + 2 * j] = 1
+    ink = glyph_image(probs, 32, 128)[0, 0]
+    image = prepare(np.repeat(255 * (1 - ink)[..., None], 3, axis=2))
+    ((text, _),) = default_recognizer()(image[None])
+    assert text.replace(" ", "") == word
+
+
 def test_prior_glyphs_start_as_the_network_without_them_and_learn(prior_network, tmp_path):
     plain = prior_network()
     ckpt = save_checkpoint(plain, tmp_path / "plain.pdparams")
