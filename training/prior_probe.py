@@ -83,7 +83,30 @@ def probe(net: Any, data: str | Path, scales: list[float], max_images: int | Non
     own_hits = {r["scale"]: r["hits"] for r in rows if r["prior"] == "own"}
     for row in rows:
         row["vs_own"] = paired(row["hits"], own_hits[row["scale"]])
-    return {"data": str(data), "rows": rows}
+    result = {"data": str(data), "rows": rows}
+    if getattr(net.prior, "glyphs", False):
+        result["drawn"] = drawn(own, labels_of, data, max_images, reader)
+    return result
+
+
+def drawn(own: dict[bytes, np.ndarray], labels_of: dict[bytes, list[str]], data: str | Path, max_images: int | None,
+          reader: Any) -> list[dict[str, Any]]:
+    """The service recognizer on each prior's drawing alone (``glyph_image`` at twice the LR size, black ink on white),
+    for the batches whose own prior is in ``own``; SR - bicubic and McNemar against bicubic on the same crops."""
+    from service.text_prior import glyph_image
+    from training.evaluate import evaluate_splits
+
+    out = []
+    for kind in ("own", "label"):
+        def draw(lr: np.ndarray, kind: str = kind) -> np.ndarray:
+            key = lr.tobytes()
+            ink = glyph_image(forced(kind, own[key], labels_of[key]), 2 * lr.shape[2], 2 * lr.shape[3])
+            return np.repeat(1.0 - ink, 3, axis=1)
+
+        avg = evaluate_splits(draw, data, max_images, reader)["average"]
+        out.append({"prior": kind, "accuracy": avg["accuracy"]["sr"], "accuracy_bicubic": avg["accuracy"]["bicubic"],
+                    "vs_bicubic": avg["sr_vs_bicubic"]["service"]})
+    return out
 
 
 def table(result: dict[str, Any]) -> str:
@@ -93,6 +116,13 @@ def table(result: dict[str, Any]) -> str:
         pair = r["vs_own"]
         lines.append(f"| {r['prior']} | {r['scale']:g} | {100 * r['accuracy']:.2f} | {100 * (r['accuracy'] - r['accuracy_bicubic']):+.2f} "
                      f"| {r['psnr_gain']:+.2f} | {pair['only_first']} / {pair['only_second']} (p = {pair['p']:.2g}) |")
+    if result.get("drawn"):
+        lines += ["", "| drawing of | drawing % | drawing - bicubic (points) | reads / misses vs bicubic (McNemar p) |",
+                  "| --- | --- | --- | --- |"]
+        for r in result["drawn"]:
+            pair = r["vs_bicubic"]
+            lines.append(f"| {r['prior']} | {100 * r['accuracy']:.2f} | {100 * (r['accuracy'] - r['accuracy_bicubic']):+.2f} "
+                         f"| {pair['only_first']} / {pair['only_second']} (p = {pair['p']:.2g}) |")
     return "\n".join(lines)
 
 

@@ -53,3 +53,19 @@ def test_the_probe_writes_every_prior_at_every_strength(tmp_path, repo_root, cap
     avg = evaluate_sr(net, tmp_path / "synth/test")["average"]
     assert avg["sr"]["psnr_paddleocr"] - avg["bicubic"]["psnr_paddleocr"] == pytest.approx(rows["own", 0.5]["psnr_gain"], abs=1e-4)
     assert (tmp_path / "o/prior_probe.png").stat().st_size > 0 and "| label | 1 |" in capsys.readouterr().out
+
+
+def test_the_probe_reads_a_glyph_networks_drawings(tmp_path, repo_root, capsys, prior_network):
+    """With ``prior_glyphs`` the probe also reads each prior's drawing alone: the label's drawing reads as the label."""
+    from training.data.synth import generate
+
+    generate(tmp_path / "synth", train=1, test=8, seed=3, progress=False)
+    ckpt = save_checkpoint(prior_network(prior_glyphs=True), tmp_path / "g.pdparams")
+    opts = ["Architecture.Transform.text_prior=true", "Architecture.Transform.srb_nums=1", "Architecture.Transform.prior_glyphs=true"]
+    args = ["-c", str(repo_root / "training/configs/default_tsrn.yml"), "--checkpoint", str(ckpt), "--data",
+            str(tmp_path / "synth/test"), "--out", str(tmp_path / "o"), "--scales", "1", "-o", *opts]
+    assert main(args) == 0
+    drawn = {r["prior"]: r for r in json.loads((tmp_path / "o/prior_probe.json").read_text())["drawn"]}
+    assert set(drawn) == {"own", "label"} and all(r["vs_bicubic"]["crops"] >= 8 for r in drawn.values())
+    assert drawn["label"]["accuracy"] >= 0.75  # the label, drawn, is read as the label
+    assert "| drawing of | drawing % |" in capsys.readouterr().out
