@@ -37,6 +37,7 @@ from training.networks.blocks import Mish
 
 __all__ = ["PRIOR_CHARSET", "TextPrior", "aligned_prior", "glyph_image", "prior_targets"]
 
+
 def prior_targets(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """CTC targets in the prior's classes: ``(targets [N, L] int32, lengths [N] int64)``.
 
