@@ -91,8 +91,9 @@ def probe(net: Any, data: str | Path, scales: list[float], max_images: int | Non
 
 def drawn(own: dict[bytes, np.ndarray], labels_of: dict[bytes, list[str]], data: str | Path, max_images: int | None,
           reader: Any) -> list[dict[str, Any]]:
-    """The service recognizer on each prior's drawing alone (``glyph_image`` at twice the LR size, black ink on white),
+    """The service recognizer on each prior's drawing alone (``glyph_image`` at the SR's size, black ink on white),
     for the batches whose own prior is in ``own``; SR - bicubic and McNemar against bicubic on the same crops."""
+    from core.spec import SCALE
     from service.text_prior import glyph_image
     from training.evaluate import evaluate_splits
 
@@ -100,7 +101,7 @@ def drawn(own: dict[bytes, np.ndarray], labels_of: dict[bytes, list[str]], data:
     for kind in ("own", "label"):
         def draw(lr: np.ndarray, kind: str = kind) -> np.ndarray:
             key = lr.tobytes()
-            ink = glyph_image(forced(kind, own[key], labels_of[key]), 2 * lr.shape[2], 2 * lr.shape[3])
+            ink = glyph_image(forced(kind, own[key], labels_of[key]), SCALE * lr.shape[2], SCALE * lr.shape[3])
             return np.repeat(1.0 - ink, 3, axis=1)
 
         avg = evaluate_splits(draw, data, max_images, reader)["average"]
