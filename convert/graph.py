@@ -92,11 +92,10 @@ def finalize(
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     inputs = {i.name: i for i in graph.input if i.name not in initializers}
-    missing = [e.name for e in extras if e.name not in inputs]
-    if len(inputs) != 1 + len(extras) or missing:
-        want = ["the image", *(e.name for e in extras)]
-        raise ConversionError(f"expected graph inputs {want}, found {list(inputs)}")
-    (image,) = (i for name, i in inputs.items() if name not in {e.name for e in extras})
+    extra_names = [e.name for e in extras]
+    if len(inputs) != 1 + len(extras) or not set(extra_names) <= set(inputs):
+        raise ConversionError(f"expected graph inputs {['the image', *extra_names]}, found {list(inputs)}")
+    (image,) = (i for name, i in inputs.items() if name not in extra_names)
     feeds = {image.name: np.zeros((1, 3, *lr_size), np.float32)}
     feeds.update({e.name: np.zeros((1, *e.shape[1:]), np.float32) for e in extras})
     session = ort.InferenceSession(str(raw_file), providers=["CPUExecutionProvider"])

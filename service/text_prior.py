@@ -95,8 +95,8 @@ def glyph_image(probs: np.ndarray, height: int, width: int, charset: str = PRIOR
         centres = [(start + stop) / 2 * big_w / steps for _, start, stop in runs]
         for j, (char, _, _) in enumerate(runs):
             glyph = _glyph(char, big_h, scale, thickness)
-            halves = [centres[j] - centres[j - 1] if j else np.inf, centres[j + 1] - centres[j] if j + 1 < len(runs) else np.inf]
-            fit = max(1, int(min(glyph.shape[1], 0.9 * min(halves))))  # the slot's width, 10% left as a gap
+            gaps = [centres[j] - centres[j - 1] if j else np.inf, centres[j + 1] - centres[j] if j + 1 < len(runs) else np.inf]
+            fit = max(1, int(min(glyph.shape[1], 0.9 * min(gaps))))  # the slot's width, 10% left as a gap
             if fit < glyph.shape[1]:
                 glyph = cv2.resize(glyph, (fit, big_h), interpolation=cv2.INTER_AREA)
             left = round(centres[j] - glyph.shape[1] / 2)
