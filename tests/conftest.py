@@ -103,7 +103,7 @@ def model_dir_any(models_root) -> Path:
 @pytest.fixture(scope="session")
 def prior_network():
     """A factory of the same small TSRN with a text prior that moves its output (tail, trunk output and prior
-    projections away from zero; with ``prior_rows`` its rows, with ``prior_glyphs`` its drawing's convolution too), so a
+    projections away from zero; with ``prior_rows`` its rows, with ``prior_glyphs`` its drawing's convolution, with ``prior_glyph_tail`` its tail too), so a
     parity or a probe on it tests the prior too."""
 
     def build(**kwargs):
@@ -115,7 +115,7 @@ def prior_network():
         net = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True, **kwargs)
         with paddle.no_grad():
             for name, p in net.named_parameters():
-                if name.startswith(("block4", "block3.1", "prior_proj", "prior.rows", "prior.glyph")) and not name.endswith(("_mean", "_variance")):
+                if name.startswith(("block4", "block3.1", "prior_proj", "prior.rows", "prior.glyph", "prior.tail")) and not name.endswith(("_mean", "_variance")):
                     p.set_value(paddle.randn(p.shape) * (0.05 if name.startswith("block4") else 0.5))
         return net
 

@@ -22,12 +22,14 @@ SECTIONS = ("Global", "Optimizer", "Architecture", "Loss", "PostProcess", "Metri
 ALGORITHMS = {"Telescope": "TBSRN", "Gestalt": "TSRN"}
 """PaddleOCR ``Architecture.algorithm`` -> the backbone its published config uses."""
 TRANSFORM_KEYS = {"name", "STN", "scale_factor", "width", "height", "srb_nums", "mask", "hidden_units", "in_channels", "infer_mode",
-                  "bicubic_residual", "residual_scale", "text_prior", "prior_trainable", "prior_rows", "prior_glyphs"}
+                  "bicubic_residual", "residual_scale", "text_prior", "prior_trainable", "prior_rows", "prior_glyphs",
+                  "prior_glyph_tail"}
 """PaddleOCR's Transform keys, plus ``bicubic_residual`` (ours: output = bicubic(LR) + ``residual_scale`` * network),
 ``text_prior`` (ours: the service recognizer's reading of the LR as a second input of the trunk), ``prior_trainable``
 (ours: that reading from a fine-tuned copy of the recognizer, trained with the network), ``prior_rows`` (ours: the
-prior's map gets that many rows of its own, a learned glyph template per class, instead of one row repeated) and
-``prior_glyphs`` (ours: the prior's reading drawn as text joins that map; trains, does not export yet)."""
+prior's map gets that many rows of its own, a learned glyph template per class, instead of one row repeated),
+``prior_glyphs`` (ours: the prior's reading drawn as text joins that map, a third graph input) and ``prior_glyph_tail``
+(ours: that drawing made at the SR's size also joins the features just before the last convolution)."""
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -135,6 +137,10 @@ def architecture(cfg: dict[str, Any]) -> ArchitectureSpec:
         kwargs["prior_rows"] = rows
     if flag(transform, "prior_glyphs", False, "Architecture.Transform"):
         kwargs["prior_glyphs"] = True
+    if flag(transform, "prior_glyph_tail", False, "Architecture.Transform"):
+        if not kwargs.get("prior_glyphs"):
+            raise ConfigError("Architecture.Transform.prior_glyph_tail needs prior_glyphs: true (it joins the drawing)")
+        kwargs["prior_glyph_tail"] = True
     for key in ("prior_rows", "prior_glyphs"):  # they shape the prior's map: nothing to shape without one
         if key in kwargs and not kwargs.get("text_prior"):
             raise ConfigError(f"Architecture.Transform.{key} needs text_prior: true (it shapes the prior's map)")

@@ -239,3 +239,54 @@ def test_prior_glyphs_is_checked(repo_root):
     x = paddle.to_tensor(render_text_crops(1, (16, 64), seed=1))
     with pytest.raises(ValueError, match="built without glyphs"):  # a drawing handed to a prior without glyphs
         plain(x, None, paddle.zeros([1, 1, 16, 64]))
+
+
+def test_prior_glyph_tail_starts_as_the_network_without_it_and_learns(prior_network, tmp_path):
+    """A tail network loads a plain prior network's weights and is then the same function (its drawing's layers start at
+    zero); the drawing, made at the SR's size, reaches the tail's weights' gradients and, once they are trained, the
+    output."""
+    plain = prior_network()
+    ckpt = save_checkpoint(plain, tmp_path / "plain.pdparams")
+    tailed = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True, prior_glyphs=True, prior_glyph_tail=True)
+    load_checkpoint(tailed, ckpt, optional=tailed.added_prefixes)
+    plain.eval(), tailed.eval()
+    x = paddle.to_tensor(render_text_crops(2, (16, 64), seed=1))
+    probs = tailed.prior.probabilities(x)
+    drawn = tailed.prior.draw(probs, 16, 64)
+    assert drawn.shape == [2, 1, 32, 128] and float(drawn.max()) > 0.5  # at the SR's size, with ink
+    np.testing.assert_array_equal(tailed(x).numpy(), plain(x).numpy())
+    tailed.train()
+    tailed(x).mean().backward()
+    assert float(tailed.prior.tail[-1].weight.grad.abs().sum()) > 0  # the tail's last convolution learns first
+    trained = prior_network(prior_glyphs=True, prior_glyph_tail=True)  # its tail moved away from zero
+    trained.eval()
+    with paddle.no_grad():
+        trained.prior.glyph.weight.set_value(paddle.zeros_like(trained.prior.glyph.weight))  # the trunk's copy off
+        moved = trained(x, probs, drawn) - trained(x, probs, paddle.zeros_like(drawn))
+    assert float(moved.abs().max()) > 1e-2  # the drawing moves the output through the tail alone
+
+
+def test_the_trunk_sees_the_tails_drawing_area_averaged():
+    """With a tail the trunk's drawing is the SR-size drawing averaged to the LR's size: close to drawing at the LR's
+    size directly (so a glyph network's weights go on with a tail)."""
+    import paddle.nn.functional as F
+
+    net = build_network("TSRN", bicubic_residual=True, srb_nums=1, text_prior=True, prior_glyphs=True, prior_glyph_tail=True)
+    x = paddle.to_tensor(render_text_crops(8, (16, 64), seed=1))
+    probs = net.prior.probabilities(x)
+    assert net.prior.glyph_size(16, 64) == (32, 128)
+    direct = glyph_image(probs.numpy(), 16, 64)
+    averaged = F.avg_pool2d(net.prior.draw(probs, 16, 64), 2).numpy()
+    assert direct.max() > 0.5 and np.abs(averaged - direct).mean() < 0.25 * direct.mean()
+
+
+def test_prior_glyph_tail_is_checked(repo_root):
+    from training.config import ConfigError, architecture, load_config
+
+    cfg = repo_root / "training/configs/default_tsrn.yml"
+    on = ["Architecture.Transform.text_prior=true", "Architecture.Transform.prior_glyphs=true"]
+    assert architecture(load_config(cfg, [*on, "Architecture.Transform.prior_glyph_tail=true"])).kwargs["prior_glyph_tail"]
+    with pytest.raises(ConfigError, match="prior_glyph_tail needs prior_glyphs"):
+        architecture(load_config(cfg, [on[0], "Architecture.Transform.prior_glyph_tail=true"]))
+    with pytest.raises(ValueError, match="tail_scale needs glyphs"):
+        TextPrior(8, tail_scale=2)

@@ -203,7 +203,8 @@ class SRBackbone(nn.Layer):
     block through a zero-initialised 1x1 convolution (``prior``, ``prior_proj``: keys PaddleOCR's layout lacks); with
     ``prior_trainable`` that reading comes from a fine-tuned copy of the recognizer, part of the network
     (``prior.generator``); with ``prior_rows`` the prior's map has rows of its own (``prior.rows``), with ``prior_glyphs``
-    its reading drawn as text joins it (``prior.glyph``).
+    its reading drawn as text joins it (``prior.glyph``); with ``prior_glyph_tail`` that drawing is made at the SR's size
+    and also joins the upsampled features before the last convolution (``prior.tail``).
     """
 
     residual_block: Callable[[int], nn.Layer]
@@ -228,6 +229,7 @@ class SRBackbone(nn.Layer):
         prior_trainable: bool = False,
         prior_rows: int = 0,
         prior_glyphs: bool = False,
+        prior_glyph_tail: bool = False,
     ) -> None:
         super().__init__()
         if scale_factor < 2 or math.log2(scale_factor) % 1:
@@ -264,7 +266,10 @@ class SRBackbone(nn.Layer):
         if text_prior:  # the recognizer's reading of the LR, added before each residual block (zero at the start)
             from training.networks.text_prior import TextPrior
 
-            self.prior = TextPrior(width, trainable=prior_trainable, rows=prior_rows, glyphs=prior_glyphs)
+            self.prior = TextPrior(
+                width, trainable=prior_trainable, rows=prior_rows, glyphs=prior_glyphs,
+                tail_scale=scale_factor if prior_glyph_tail else 0,
+            )
             self.prior_proj = nn.LayerList([nn.Conv2D(width, width, kernel_size=1) for _ in range(srb_nums)])
             for proj in self.prior_proj:
                 proj.weight.set_value(paddle.zeros_like(proj.weight))
@@ -289,10 +294,13 @@ class SRBackbone(nn.Layer):
 
         With ``text_prior``, ``prior`` is the recognizer's reading of ``lr`` (:meth:`TextPrior.probabilities`, computed
         here when not given; an exported graph takes it as its second input); with ``prior_glyphs``, ``glyphs`` is that
-        reading drawn (drawn here when not given; an exported graph's third input)."""
+        reading drawn at :meth:`TextPrior.glyph_size` (drawn here when not given; an exported graph's third input)."""
+        tail_glyphs = self.text_prior and self.prior.tail_scale
         if self.text_prior:
             if prior is None:
                 prior = self.prior.probabilities(lr)
+            if tail_glyphs and glyphs is None:
+                glyphs = self.prior.draw(prior, lr.shape[2], lr.shape[3])
             prior = self.prior(prior, lr.shape[3], lr.shape[2], glyphs)
         elif prior is not None or glyphs is not None:
             raise ValueError("this network was built without text_prior; it takes no prior")
@@ -304,7 +312,14 @@ class SRBackbone(nn.Layer):
             if prior is not None and i < self.srb_nums:
                 x = x + self.prior_proj[i](prior)
             x = getattr(self, f"block{i + 2}")(x)
-        out = paddle.tanh(getattr(self, f"block{self.srb_nums + 3}")(head + x))
+        tail = getattr(self, f"block{self.srb_nums + 3}")
+        if tail_glyphs:  # upsample, join the drawing at the SR's size, then the last convolution
+            x = head + x
+            for i in range(len(tail) - 1):
+                x = tail[i](x)
+            out = paddle.tanh(tail[len(tail) - 1](self.prior.join(x, glyphs)))
+        else:
+            out = paddle.tanh(tail(head + x))
         if self.bicubic_residual:
             if self.residual_scale != 1:
                 out = out * self.residual_scale

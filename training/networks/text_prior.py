@@ -17,8 +17,12 @@ perfect generator would say, for training the network to draw what its prior rea
 With ``rows`` the map has rows of its own (a learned template per class, built as the repeated row); with ``glyphs``
 the prior's reading is also drawn as an image (:func:`service.text_prior.glyph_image`, the service's own drawing: each
 character in OpenCV's Hershey font where its columns are) and joins the map through a zero-initialised convolution:
-strokes the network can copy instead of inventing them from a class. Drawing is not a graph op: the exported graph
-takes the drawing as an input of its own, which the service draws as training does.
+strokes the network can copy instead of inventing them from a class. With ``tail_scale`` (``prior_glyph_tail``) the
+reading is drawn at the SR's size instead and also joins the network's features at that size, just before its last
+convolution (:meth:`TextPrior.join`: a small zero-initialised residual of the features and the drawing), so strokes
+reach the output without passing the low-resolution trunk; the trunk's copy is that drawing area-averaged to the LR
+size. Drawing is not a graph op: the exported graph takes the drawing as an input of its own (at :meth:`TextPrior.
+glyph_size`), which the service draws as training does.
 """
 
 from __future__ import annotations
@@ -98,7 +102,13 @@ class TextPrior(nn.Layer):
     """``probabilities(lr [N, 3, h, w] in [0, 1]) -> [N, classes, T_crop]``, ``forward(those, w, h) -> [N, channels, h, w]``."""
 
     def __init__(
-        self, channels: int, recognizer_model: str | None = None, trainable: bool = False, rows: int = 0, glyphs: bool = False
+        self,
+        channels: int,
+        recognizer_model: str | None = None,
+        trainable: bool = False,
+        rows: int = 0,
+        glyphs: bool = False,
+        tail_scale: int = 0,
     ) -> None:
         super().__init__()
         from training.networks.service_recognizer import ServiceRecognizer
@@ -126,6 +136,16 @@ class TextPrior(nn.Layer):
             self.glyph = nn.Conv2D(1, channels, 3, padding=1)
             self.glyph.weight.set_value(paddle.zeros_like(self.glyph.weight))
             self.glyph.bias.set_value(paddle.zeros_like(self.glyph.bias))
+        if tail_scale and not glyphs:
+            raise ValueError("a prior's tail joins its drawing: tail_scale needs glyphs")
+        self.tail_scale = tail_scale
+        if tail_scale:  # features at the SR's size + the drawing there -> a residual on those features (zero at the start)
+            hidden = channels // 2
+            self.tail = nn.Sequential(
+                nn.Conv2D(channels + 1, hidden, 3, padding=1), Mish(), nn.Conv2D(hidden, channels, 3, padding=1)
+            )
+            self.tail[-1].weight.set_value(paddle.zeros_like(self.tail[-1].weight))
+            self.tail[-1].bias.set_value(paddle.zeros_like(self.tail[-1].bias))
 
     def probabilities(self, lr: paddle.Tensor) -> paddle.Tensor:
         """The recognizer's class probabilities over the crop's columns: ``[N, classes, T_crop]`` (columns sum to 1);
@@ -154,13 +174,27 @@ class TextPrior(nn.Layer):
         probability: how well the generator reads LR crops (the evaluation's ``prior`` accuracy)."""
         return [("".join(char for char, _, _ in character_runs(p.argmax(0))), float(p.max(0).mean())) for p in probs]
 
+    def glyph_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size the reading is drawn at for an LR crop of ``height`` x ``width``: the SR's with a tail, else the LR's."""
+        scale = self.tail_scale or 1
+        return height * scale, width * scale
+
+    def draw(self, probabilities: paddle.Tensor, height: int, width: int) -> paddle.Tensor:
+        """:func:`glyph_image` of ``probabilities`` at :meth:`glyph_size` for an LR crop of ``height`` x ``width``."""
+        return paddle.to_tensor(glyph_image(probabilities.detach().numpy(), *self.glyph_size(height, width)))
+
+    def join(self, features: paddle.Tensor, drawn: paddle.Tensor) -> paddle.Tensor:
+        """With ``tail_scale``: the network's features at the SR's size ``[N, channels, H, W]`` plus :attr:`tail` of them
+        and the drawing there (``drawn`` ``[N, 1, H, W]``)."""
+        return features + self.tail(paddle.concat([features, drawn], axis=1))
+
     def forward(
         self, probabilities: paddle.Tensor, width: int, height: int, drawn: paddle.Tensor | None = None
     ) -> paddle.Tensor:
         """Embed :meth:`probabilities` ``[N, classes, T_crop]`` into a ``[N, channels, height, width]`` map: one row
         repeated down the crop, or with ``rows`` that many rows resampled to ``height``; with ``glyphs`` plus the
-        reading drawn: ``drawn`` ``[N, 1, height, width]`` when given (an exported graph's input), else
-        :func:`glyph_image` of ``probabilities``."""
+        reading drawn: ``drawn`` (at :meth:`glyph_size`; area-averaged to ``height`` x ``width`` when larger) when given
+        (an exported graph's input), else :meth:`draw` of ``probabilities``."""
         features = self.embed(probabilities)  # [N, channels, T_crop]
         if self.rows_count:
             features = self.rows(features).reshape([0, self.channels, self.rows_count, -1])  # [N, channels, rows, T_crop]
@@ -170,7 +204,9 @@ class TextPrior(nn.Layer):
             features = features.expand([features.shape[0], features.shape[1], height, width])
         if self.glyphs:
             if drawn is None:
-                drawn = paddle.to_tensor(glyph_image(probabilities.detach().numpy(), height, width))
+                drawn = self.draw(probabilities, height, width)
+            if self.tail_scale:
+                drawn = F.avg_pool2d(drawn, self.tail_scale)
             features = features + self.glyph(drawn)
         elif drawn is not None:
             raise ValueError("this prior was built without glyphs (prior_glyphs); it takes no drawing")
