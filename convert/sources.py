@@ -58,7 +58,6 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
     and save it for export."""
     import paddle
 
-    from service.text_prior import glyph_image
     from training.config import architecture, load_config
     from training.networks import build_network, load_checkpoint
 
@@ -88,7 +87,7 @@ def from_checkpoint(config: str | Path, checkpoint: str | Path, workdir: Path, o
             probs = net.prior.probabilities(lr)
             if prior.glyphs is None:
                 return net(lr, probs).numpy()
-            return net(lr, probs, paddle.to_tensor(glyph_image(probs.numpy(), *spec.lr_size))).numpy()
+            return net(lr, probs, net.prior.draw(probs, *spec.lr_size)).numpy()
 
     return Source(
         kind="paddleocr-checkpoint",
@@ -123,7 +122,7 @@ def _text_prior(net, lr_size: tuple[int, int], generator: Path | None = None) ->
         input=TensorSpec(name=PRIOR_NAME, shape=[-1, int(shape[1]), int(shape[2])]),
         recognizer=path.name, recognizer_sha256=sha256_file(path), characters=PRIOR_CHARSET,
         bundled=True if generator else None,
-        glyphs=TensorSpec(name=GLYPHS_NAME, shape=[-1, 1, *lr_size]) if net.prior.glyphs else None,
+        glyphs=TensorSpec(name=GLYPHS_NAME, shape=[-1, 1, *net.prior.glyph_size(*lr_size)]) if net.prior.glyphs else None,
     )
 
 

@@ -56,7 +56,8 @@ class TextPriorSpec(BaseModel):
     ``input.shape[2]`` timesteps, and feeds them as ``input`` ``[N, classes, timesteps]``. With ``bundled``, the
     recognizer is a file of the model's own folder: a copy of the service recognizer fine-tuned with the SR network
     (``Architecture.Transform.prior_trainable``). With ``glyphs`` (``Architecture.Transform.prior_glyphs``) the graph
-    has a third input: that reading drawn as text, ``[N, 1, h, w]`` (``service.text_prior.glyph_image``).
+    has a third input: that reading drawn as text, ``[N, 1, h, w]`` at the LR's size, or at the SR's with
+    ``prior_glyph_tail`` (``service.text_prior.glyph_image``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -4,7 +4,8 @@
 serve such a model unchanged. The recognizer sees each LR crop the way training's
 :class:`training.networks.text_prior.TextPrior` does (``service.recognizer.prepare``'s steps on a float batch); what is
 kept of its probabilities is the manifest's (:class:`core.manifest.TextPriorSpec`); a test holds the two equal. A model
-trained with ``prior_glyphs`` also takes that reading drawn as text (:func:`glyph_image`, the one drawing training uses).
+trained with ``prior_glyphs`` also takes that reading drawn as text (:func:`glyph_image`, the one drawing training uses),
+at the size its manifest names (``TextPriorSpec.glyphs``: the LR's, or the SR's for ``prior_glyph_tail``).
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class TextPriorEngine:
         self.columns = np.asarray([0] + [classes.index(c) for c in spec.characters])
         self.steps, self.prior_name = spec.input.shape[2], spec.input.name
         self.glyphs_name = spec.glyphs.name if spec.glyphs is not None else None
+        self.glyphs_size = tuple(spec.glyphs.shape[2:]) if spec.glyphs is not None else None  # the LR's, or the SR's
         self.charset = spec.characters
         self.sr, self.recognizer = sr, recognizer
         # what the rest of the service reads of an engine: the SR graph's
@@ -144,5 +146,5 @@ class TextPriorEngine:
         prior = self.prior(lr)
         feeds = {self.prior_name: prior}
         if self.glyphs_name is not None:
-            feeds[self.glyphs_name] = glyph_image(prior, lr.shape[2], lr.shape[3], self.charset)
+            feeds[self.glyphs_name] = glyph_image(prior, *self.glyphs_size, self.charset)
         return self.sr(lr, feeds)

@@ -116,7 +116,7 @@ def prior_network():
         with paddle.no_grad():
             for name, p in net.named_parameters():
                 if name.startswith(("block4", "block3.1", "prior_proj", "prior.rows", "prior.glyph", "prior.tail")) and not name.endswith(("_mean", "_variance")):
-                    p.set_value(paddle.randn(p.shape) * (0.05 if name.startswith("block4") else 0.5))
+                    p.set_value(paddle.randn(p.shape) * (0.05 if name.startswith(("block4", "prior.tail")) else 0.5))
         return net
 
     return build

@@ -84,18 +84,22 @@ def test_a_prior_with_rows_of_its_own_converts_and_serves_as_paddle(tmp_path, re
     assert np.abs(load_model(out, "cpu", "fp32", 1).engine(x) - want).max() <= 1e-4
 
 
-def test_a_prior_with_glyphs_converts_and_serves_as_paddle(tmp_path, repo_root, prior_network):
+@pytest.mark.parametrize("tail", [False, True], ids=["trunk", "tail"])
+def test_a_prior_with_glyphs_converts_and_serves_as_paddle(tmp_path, repo_root, prior_network, tail):
     """``prior_glyphs``: the graph takes the reading drawn as a third input, which the service draws with training's
-    function: parity with Paddle (which draws its own), and the drawing matters."""
+    function, at the size the manifest names (the LR's; the SR's with ``prior_glyph_tail``): parity with Paddle (which
+    draws its own), and the drawing matters."""
     from core.spec import GLYPHS_NAME
 
-    net = prior_network(prior_glyphs=True)
+    extra = {"prior_glyph_tail": True} if tail else {}
+    net = prior_network(prior_glyphs=True, **extra)
     ckpt = save_checkpoint(net, tmp_path / "glyphs.pdparams")
     out = tmp_path / "onnx"
-    opts = [*PRIOR, "Architecture.Transform.prior_glyphs=true"]
+    opts = [*PRIOR, "Architecture.Transform.prior_glyphs=true", *(["Architecture.Transform.prior_glyph_tail=true"] if tail else [])]
     assert main(["convert", "--config", str(repo_root / DEFAULT), "--checkpoint", str(ckpt), "--out", str(out), *opts]) == 0
+    size = [32, 128] if tail else [16, 64]
     spec = read_manifest(out).text_prior
-    assert spec.glyphs.name == GLYPHS_NAME and spec.glyphs.shape == [-1, 1, 16, 64]
+    assert spec.glyphs.name == GLYPHS_NAME and spec.glyphs.shape == [-1, 1, *size]
     net.eval()
     x = render_text_crops(4, (16, 64), seed=7)
     with paddle.no_grad():
@@ -103,7 +107,7 @@ def test_a_prior_with_glyphs_converts_and_serves_as_paddle(tmp_path, repo_root, 
     engine = load_model(out, "cpu", "fp32", 1).engine
     assert {i.name for i in engine.session.get_inputs()} == {"lr", "prior", GLYPHS_NAME}
     assert np.abs(engine(x) - want).max() <= 1e-4
-    blank = engine.sr(x, {"prior": engine.prior(x), GLYPHS_NAME: np.zeros((4, 1, 16, 64), np.float32)})
+    blank = engine.sr(x, {"prior": engine.prior(x), GLYPHS_NAME: np.zeros((4, 1, *size), np.float32)})
     assert np.abs(blank - want).max() > 1e-2  # without the drawing the output moves: the parity above tests it
 
 
