@@ -129,13 +129,6 @@ class TextPriorEngine:
         missing = [c for c in spec.characters if c not in classes]
         if missing:
             raise ModelLoadError(f"the text prior needs characters the recognizer lacks: {missing}")
-        graph = {i.name: list(i.shape[1:]) for i in sr.session.get_inputs()}
-        for tensor in spec.inputs:  # the reading's and the drawing's shapes are the manifest's: the graph must agree
-            if graph.get(tensor.name) != list(tensor.shape[1:]):
-                raise ModelLoadError(
-                    f"the text prior's input {tensor.name!r} is {tensor.shape} in the manifest, but the graph's is "
-                    f"{graph.get(tensor.name, 'missing')} (after the batch axis)"
-                )
         self.columns = np.asarray([0] + [classes.index(c) for c in spec.characters])
         self.steps, self.prior_name = spec.input.shape[2], spec.input.name
         self.glyphs_name = spec.glyphs.name if spec.glyphs is not None else None
