@@ -58,9 +58,21 @@ def load_model(folder: Path, providers: str, precision: str, intra_op_threads: i
     if got != want:
         raise ModelLoadError(f"{path}: graph input {engine.input_shape} does not match the manifest's {manifest.input.shape}")
     if manifest.text_prior is not None:
+        _check_prior_inputs(engine, manifest, path)
         engine = _with_text_prior(engine, manifest, folder, providers, intra_op_threads)
     log.info("loaded %s (%s, %s) from %s on %s", manifest.name, manifest.backbone, precision, path, engine.providers)
     return LoadedModel(manifest.name, manifest, folder, engine, precision)
+
+
+def _check_prior_inputs(engine: OrtEngine, manifest: Manifest, path: Path) -> None:
+    """The service reads and draws the prior at the sizes the manifest names: the graph must take exactly those."""
+    graph = {i.name: list(i.shape[1:]) for i in engine.session.get_inputs()}
+    for tensor in manifest.text_prior.inputs:
+        if graph.get(tensor.name) != list(tensor.shape[1:]):
+            raise ModelLoadError(
+                f"{path}: the text prior's input {tensor.name!r} is {tensor.shape} in the manifest, but the graph's is "
+                f"{graph.get(tensor.name, 'missing')} (after the batch axis)"
+            )
 
 
 def _with_text_prior(engine: OrtEngine, manifest: Manifest, folder: Path, providers: str, intra_op_threads: int) -> TextPriorEngine:

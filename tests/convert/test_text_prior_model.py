@@ -150,6 +150,20 @@ def test_a_model_trained_on_another_recognizer_does_not_load(converted, tmp_path
         load_model(copy, "cpu", "fp32", 1)
 
 
+def test_a_manifest_whose_prior_shape_is_not_the_graphs_does_not_load(converted, tmp_path):
+    """The service draws and reads at the sizes the manifest names; one the graph does not take fails at load, named."""
+    import shutil
+
+    _, out = converted
+    copy = tmp_path / "m"
+    shutil.copytree(out, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["text_prior"]["input"]["shape"][2] += 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="text prior's input 'prior' is .* in the manifest, but the graph's is"):
+        load_model(copy, "cpu", "fp32", 1)
+
+
 def test_a_fine_tuned_prior_generator_ships_in_the_model_folder(repo_root, tmp_path, prior_network):
     """``prior_trainable``: the network's own recognizer copy is exported beside its graph, named in the manifest, and
     is what the service reads the crop with (not the installed recognizer): parity with Paddle holds, the bundled
