@@ -290,3 +290,35 @@ def test_prior_glyph_tail_is_checked(repo_root):
         architecture(load_config(cfg, [on[0], "Architecture.Transform.prior_glyph_tail=true"]))
     with pytest.raises(ValueError, match="tail_scale needs glyphs"):
         TextPrior(8, tail_scale=2)
+
+
+def test_the_prior_recipe_is_the_default_recipe_plus_its_prior_keys(repo_root, tmp_path):
+    """``prior_glyph_tsrn.yml`` is the overrides session 18's run (e) was trained with, as one file: it differs from the
+    default recipe in exactly those keys, and a trainer builds from it (its lr_mult names real layers)."""
+    from training.config import architecture, load_config
+    from training.data.synth import generate
+    from training.train import Trainer, TrainSettings
+
+    def flat(d, prefix=""):
+        return {k: v for key, val in d.items()
+                for k, v in (flat(val, f"{prefix}{key}.").items() if isinstance(val, dict) and key != "lr_mult"
+                             else [(f"{prefix}{key}", val)])}
+
+    default = flat(load_config(repo_root / "training/configs/default_tsrn.yml"))
+    recipe = load_config(repo_root / "training/configs/prior_glyph_tsrn.yml")
+    changed = {k: v for k, v in flat(recipe).items() if default.get(k, "absent") != v}
+    assert changed == {
+        "Global.ema_decay": 0.995, "Global.prior_forcing": 1.0, "Loss.ctc_weight": 0.003, "Loss.prior_weight": 0.05,
+        "Optimizer.lr_mult": {"prior": 10, "prior_proj": 10, "prior.generator": 0.5, "prior.glyph": 30, "prior.tail": 30},
+        **{f"Architecture.Transform.{k}": True for k in ("text_prior", "prior_trainable", "prior_glyphs", "prior_glyph_tail")},
+    }
+    assert set(default) <= set(flat(recipe))
+    kwargs = architecture(recipe).kwargs
+    assert kwargs["prior_glyph_tail"] and kwargs["prior_trainable"]
+    assert TrainSettings.from_config(recipe).lr_mult["prior.tail"] == 30
+    data = tmp_path / "synth"
+    generate(data, train=4, test=2, seed=5, progress=False)
+    small = [f"Train.dataset.data_dir={data / 'train'}", f"Eval.dataset.data_dir={data / 'test'}",
+             "Architecture.Transform.srb_nums=1", f"Global.save_model_dir={tmp_path / 'o'}"]
+    t = Trainer(load_config(repo_root / "training/configs/prior_glyph_tsrn.yml", small), log=lambda s: None)
+    assert t.model.prior.tail is not None
