@@ -231,3 +231,26 @@ def test_the_benches_measure_a_text_prior_model(converted, repo_root, tmp_path):
                    check=True, timeout=300, capture_output=True)
     (result,) = tmp_path.glob("encode-*.json")
     assert json.loads(result.read_text())["inference_us_per_crop"] > 0
+
+
+def test_the_committed_glyph_prior_start_converts_and_beats_bicubic(repo_root, tmp_path):
+    """``checkpoints/glyph-prior/model.pdparams`` (session 19's M, the start a later session ships from) converts with
+    the recipe's config as its README says, with its generator bundled and its drawing at the SR's size, loads in the
+    service, and its SR of synthetic test crops is closer to the HR than bicubic (the notes: +1.2 dB on test/)."""
+    from service.images import bicubic
+    from training.data.synth import make_sample
+    from training.metrics import psnr_per_image
+
+    out = tmp_path / "glyph-prior"
+    ckpt = repo_root / "checkpoints/glyph-prior/model.pdparams"
+    assert main(["convert", "--config", str(repo_root / "training/configs/prior_glyph_tsrn.yml"), "--checkpoint", str(ckpt),
+                 "--out", str(out), "--name", "glyph-prior-tsrn-synth"]) == 0
+    m = read_manifest(out)
+    assert m.text_prior.bundled and m.text_prior.glyphs.shape == [-1, 1, 32, 128]
+    engine = load_model(out, "cpu", "fp32", 1).engine
+    samples = [make_sample(11, "test/medium", i) for i in range(32)]  # (HR, LR, label), uint8 RGB, not training's seed
+    lr = np.stack([s[1].transpose(2, 0, 1) for s in samples]).astype(np.float32) / 255
+    hr = np.stack([s[0].transpose(2, 0, 1) for s in samples]).astype(np.float32) / 255
+    up = np.stack([bicubic(s[1], s[0].shape[:2]).transpose(2, 0, 1) for s in samples]).astype(np.float32) / 255
+    gain = psnr_per_image(engine(lr), hr).mean() - psnr_per_image(up, hr).mean()
+    assert gain > 0.5, gain

@@ -294,7 +294,8 @@ def test_prior_glyph_tail_is_checked(repo_root):
 
 def test_the_prior_recipe_is_the_default_recipe_plus_its_prior_keys(repo_root, tmp_path):
     """``prior_glyph_tsrn.yml`` is the overrides session 18's run (e) was trained with, as one file: it differs from the
-    default recipe in exactly those keys, and a trainer builds from it (its lr_mult names real layers)."""
+    default recipe in exactly those keys, and a trainer builds from it (its lr_mult names real layers), here from the
+    committed start point ``checkpoints/glyph-prior/``."""
     from training.config import architecture, load_config
     from training.data.synth import generate
     from training.train import Trainer, TrainSettings
@@ -318,7 +319,11 @@ def test_the_prior_recipe_is_the_default_recipe_plus_its_prior_keys(repo_root, t
     assert TrainSettings.from_config(recipe).lr_mult["prior.tail"] == 30
     data = tmp_path / "synth"
     generate(data, train=4, test=2, seed=5, progress=False)
+    # checkpoints/README.md's command: train on from the committed start point (its weights load, a step runs)
+    start = repo_root / "checkpoints/glyph-prior/model.pdparams"
     small = [f"Train.dataset.data_dir={data / 'train'}", f"Eval.dataset.data_dir={data / 'test'}",
-             "Architecture.Transform.srb_nums=1", f"Global.save_model_dir={tmp_path / 'o'}"]
+             f"Global.save_model_dir={tmp_path / 'o'}", f"Global.pretrained_model={start}", "Train.loader.batch_size_per_card=2"]
     t = Trainer(load_config(repo_root / "training/configs/prior_glyph_tsrn.yml", small), log=lambda s: None)
-    assert t.model.prior.tail is not None
+    tail = paddle.load(str(start))["transform.prior.tail.2.weight"]
+    np.testing.assert_array_equal(t.model.prior.tail[2].weight.numpy(), tail.numpy())
+    assert np.isfinite(t.train_step(*next(t.data.batches(2))))
