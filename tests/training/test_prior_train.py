@@ -133,3 +133,29 @@ def test_train_prior_with_ema_evaluates_and_writes_the_average(tiny):
         np.testing.assert_allclose(saved[key].numpy(), d * start + (1 - d) * trained, rtol=1e-5, atol=1e-7, err_msg=key)
         moved += bool(np.abs(trained - start).max() > 0)
     assert moved > 50  # the live generator kept its trained weights after the average was written
+
+
+def test_graft_takes_the_generator_from_one_checkpoint_and_the_rest_from_another(prior_network, tmp_path, capsys):
+    """``python -m training.graft``: the grafted checkpoint holds the generator's tensors of one checkpoint and every other
+    tensor of the other; checkpoints without a trainable prior, or of another architecture, are refused by name."""
+    from training.graft import GENERATOR_PREFIX, graft, main
+    from training.networks import save_checkpoint
+
+    sr, gen = prior_network(prior_trainable=True), prior_network(prior_trainable=True)
+    with paddle.no_grad():
+        for p in gen.parameters():
+            p.set_value(p + 0.01)  # every tensor of this one differs: only its generator's may come through
+    a, b = save_checkpoint(sr, tmp_path / "sr.pdparams"), save_checkpoint(gen, tmp_path / "gen.pdparams")
+    main([str(a), str(b), str(tmp_path / "out.pdparams")])
+    assert "grafted" in capsys.readouterr().out
+    out, sa, sb = (paddle.load(str(p)) for p in (tmp_path / "out.pdparams", a, b))
+    grafted = [k for k in out if k.startswith(GENERATOR_PREFIX)]
+    assert grafted and len(grafted) < len(out)
+    for k in out:
+        np.testing.assert_array_equal(out[k].numpy(), (sb if k in grafted else sa)[k].numpy(), err_msg=k)
+    plain = save_checkpoint(prior_network(), tmp_path / "plain.pdparams")
+    with pytest.raises(ConfigError, match="no trainable prior generator"):
+        graft(plain, b, tmp_path / "x.pdparams")
+    other = save_checkpoint(prior_network(prior_trainable=True, prior_glyphs=True), tmp_path / "glyphs.pdparams")
+    with pytest.raises(ConfigError, match="not the same architecture"):
+        graft(a, other, tmp_path / "x.pdparams")
