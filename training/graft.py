@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError, InputNotFound
 
 GENERATOR_PREFIX = "transform.prior.generator."
 
@@ -22,7 +22,18 @@ def graft(network: str | Path, generator: str | Path, out: str | Path) -> int:
     """Write ``out``: ``network``'s tensors with ``generator``'s prior generator; returns how many tensors were grafted."""
     import paddle
 
-    a, b = paddle.load(str(network)), paddle.load(str(generator))
+    def read(path: str | Path) -> dict:
+        if not Path(path).is_file():
+            raise InputNotFound(f"checkpoint not found: {path}")
+        try:
+            state = paddle.load(str(path))
+        except Exception as exc:  # paddle raises many types for a file that is not a checkpoint
+            raise DataError(f"cannot read checkpoint {path}: {exc}") from None
+        if not isinstance(state, dict):
+            raise DataError(f"checkpoint {path} holds a {type(state).__name__}, not a parameter dict")
+        return state
+
+    a, b = read(network), read(generator)
     keys = [k for k in a if k.startswith(GENERATOR_PREFIX)]
     if not keys:
         raise ConfigError(f"{network} has no trainable prior generator ({GENERATOR_PREFIX}*)")
@@ -44,7 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("generator", help="the checkpoint whose prior generator is taken (e.g. prior_best.pdparams)")
     ap.add_argument("out", help="the grafted checkpoint to write")
     args = ap.parse_args(argv)
-    n = graft(args.network, args.generator, args.out)
+    try:
+        n = graft(args.network, args.generator, args.out)
+    except (ConfigError, DataError, InputNotFound) as exc:
+        ap.exit(2, f"error: {exc}\n")
     print(f"grafted {n} generator tensors from {args.generator} onto {args.network} -> {args.out}")
 
 

@@ -159,3 +159,10 @@ def test_graft_takes_the_generator_from_one_checkpoint_and_the_rest_from_another
     other = save_checkpoint(prior_network(prior_trainable=True, prior_glyphs=True), tmp_path / "glyphs.pdparams")
     with pytest.raises(ConfigError, match="not the same architecture"):
         graft(a, other, tmp_path / "x.pdparams")
+    with pytest.raises(SystemExit) as stop:  # the command line: one line naming what is wrong, exit 2
+        main([str(tmp_path / "missing.pdparams"), str(b), str(tmp_path / "x.pdparams")])
+    assert stop.value.code == 2 and "checkpoint not found" in capsys.readouterr().err and not (tmp_path / "x.pdparams").exists()
+    (tmp_path / "junk.pdparams").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit):
+        main([str(a), str(tmp_path / "junk.pdparams"), str(tmp_path / "x.pdparams")])
+    assert "cannot read checkpoint" in capsys.readouterr().err
