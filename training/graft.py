@@ -22,18 +22,9 @@ def graft(network: str | Path, generator: str | Path, out: str | Path) -> int:
     """Write ``out``: ``network``'s tensors with ``generator``'s prior generator; returns how many tensors were grafted."""
     import paddle
 
-    def read(path: str | Path) -> dict:
-        if not Path(path).is_file():
-            raise InputNotFound(f"checkpoint not found: {path}")
-        try:
-            state = paddle.load(str(path))
-        except Exception as exc:  # paddle raises many types for a file that is not a checkpoint
-            raise DataError(f"cannot read checkpoint {path}: {exc}") from None
-        if not isinstance(state, dict):
-            raise DataError(f"checkpoint {path} holds a {type(state).__name__}, not a parameter dict")
-        return state
+    from training.networks import read_checkpoint
 
-    a, b = read(network), read(generator)
+    a, b = read_checkpoint(network), read_checkpoint(generator)
     keys = [k for k in a if k.startswith(GENERATOR_PREFIX)]
     if not keys:
         raise ConfigError(f"{network} has no trainable prior generator ({GENERATOR_PREFIX}*)")

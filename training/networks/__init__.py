@@ -8,7 +8,13 @@ from typing import Any
 from paddle import nn
 
 from core.errors import ConfigError
-from training.networks.checkpoint import CheckpointMismatch, checkpoint_filter_fn, load_checkpoint, save_checkpoint
+from training.networks.checkpoint import (
+    CheckpointMismatch,
+    checkpoint_filter_fn,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from training.networks.tbsrn import TBSRN, build_tbsrn
 from training.networks.tsrn import TSRN, build_tsrn
 
@@ -22,6 +28,7 @@ __all__ = [
     "build_training_layout",
     "checkpoint_filter_fn",
     "load_checkpoint",
+    "read_checkpoint",
     "save_checkpoint",
 ]
 

@@ -88,10 +88,8 @@ def checkpoint_filter_fn(
     return out
 
 
-def load_checkpoint(
-    model: nn.Layer, path: str | Path, drop_training_only: bool = True, optional: tuple[str, ...] = ()
-) -> nn.Layer:
-    """Load a ``.pdparams`` file into ``model`` strictly (see :func:`checkpoint_filter_fn`)."""
+def read_checkpoint(path: str | Path) -> dict:
+    """A ``.pdparams`` file's parameter dict; a missing file or one that is not a parameter dict is named."""
     path = Path(path)
     if not path.is_file():
         raise InputNotFound(f"checkpoint not found: {path}")
@@ -101,6 +99,14 @@ def load_checkpoint(
         raise DataError(f"cannot read checkpoint {path}: {exc}") from None
     if not isinstance(state, Mapping):
         raise DataError(f"checkpoint {path} holds a {type(state).__name__}, not a parameter dict")
+    return state
+
+
+def load_checkpoint(
+    model: nn.Layer, path: str | Path, drop_training_only: bool = True, optional: tuple[str, ...] = ()
+) -> nn.Layer:
+    """Load a ``.pdparams`` file into ``model`` strictly (see :func:`checkpoint_filter_fn`)."""
+    state = read_checkpoint(path)
     try:
         filtered = checkpoint_filter_fn(state, model, drop_training_only, optional)
     except CheckpointMismatch as exc:
