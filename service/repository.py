@@ -8,6 +8,7 @@ trained on. Normalisation and shapes come from the manifest, never from constant
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ class LoadedModel:
     path: Path
     engine: OrtEngine | TextPriorEngine
     precision: str
+    accuracy: dict[str, float] | None = None
+    """The service recognizer's accuracy on the model's test set (raw crop, bicubic, SR, HR), from its folder's
+    ``metrics.json`` when that file was measured on this folder's fp32 graph; else None."""
 
 
 def load_model(folder: Path, providers: str, precision: str, intra_op_threads: int) -> LoadedModel:
@@ -61,7 +65,25 @@ def load_model(folder: Path, providers: str, precision: str, intra_op_threads: i
         _check_prior_inputs(engine, manifest, path)
         engine = _with_text_prior(engine, manifest, folder, providers, intra_op_threads)
     log.info("loaded %s (%s, %s) from %s on %s", manifest.name, manifest.backbone, precision, path, engine.providers)
-    return LoadedModel(manifest.name, manifest, folder, engine, precision)
+    return LoadedModel(manifest.name, manifest, folder, engine, precision, measured_accuracy(folder, manifest))
+
+
+def measured_accuracy(folder: Path, manifest: Manifest) -> dict[str, float] | None:
+    """``textsr eval``'s average accuracy of the service recognizer, if ``metrics.json`` names this folder's fp32 graph
+    by its sha256 (a stale or foreign file is ignored, with a warning)."""
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+        measured, accuracy = metrics["model"]["sha256"], metrics["average"]["accuracy"]
+    except (ValueError, KeyError, TypeError):
+        log.warning("%s: not a `textsr eval` metrics file; its accuracy is not reported", path)
+        return None
+    if measured != manifest.graph("fp32").sha256:
+        log.warning("%s was measured on another graph (sha256 %s); its accuracy is not reported", path, measured)
+        return None
+    return {k: float(v) for k, v in accuracy.items()}
 
 
 def _check_prior_inputs(engine: OrtEngine, manifest: Manifest, path: Path) -> None:

@@ -58,13 +58,20 @@ class ModelOut(BaseModel):
     text_prior: str | None = Field(
         default=None, description="for a model with a text prior: the recognizer whose reading of each crop it takes as a second input"
     )
+    test_accuracy: dict[str, float] | None = Field(
+        default=None,
+        description="the service recognizer's accuracy on the model's own test set (its metrics.json, measured on this"
+        " folder's fp32 graph) reading the raw crop, bicubic, the SR and the sharp original: which /v1/recognize source"
+        " reads better for this model",
+    )
 
 
 class ModelsResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "models": [{"name": "gestalt-tsrn-synth", "algorithm": "Gestalt", "backbone": "TSRN", "precision": "fp32",
                     "providers": ["CPUExecutionProvider"], "input_shape": [-1, 3, 16, 64], "output_shape": [-1, 3, 32, 128],
-                    "scale": 2, "sha256": "9f2c...", "default": True}],
+                    "scale": 2, "sha256": "9f2c...", "default": True,
+                    "test_accuracy": {"raw": 0.5625, "bicubic": 0.5592, "sr": 0.5833, "hr": 0.9867}}],
         "recognizer": {"model": "PP-OCRv6_rec_small.onnx", "license": "Apache-2.0", "providers": "CPUExecutionProvider"},
     }]})
     models: list[ModelOut]

@@ -41,6 +41,36 @@ def test_health_and_models(server):
     assert 'provider="CPUExecutionProvider"' in text and "textsr_model_info" in text
 
 
+def test_models_report_the_test_accuracy_of_their_own_graph(server, model_dir, tmp_path):
+    """/v1/models reports the recognizer's accuracy on a model's test set (raw, bicubic, SR, HR) from its metrics.json,
+    and only when that file was measured on the folder's graph."""
+    import json
+    import shutil
+
+    from core.manifest import read_manifest
+    from service.repository import measured_accuracy
+
+    served = {m["name"]: m for m in httpx.get(server.url + "/v1/models").json()["models"]}
+    for folder in sorted(p.parent for p in model_dir.glob("*/manifest.json")):
+        manifest = read_manifest(folder)
+        metrics = folder / "metrics.json"
+        want = json.loads(metrics.read_text())["average"]["accuracy"] if metrics.is_file() else None
+        assert served[manifest.name]["test_accuracy"] == want
+    folder = tmp_path / "m"
+    shutil.copytree(next(model_dir.glob("*/manifest.json")).parent, folder)
+    manifest = read_manifest(folder)
+    record = {"model": {"sha256": manifest.graph("fp32").sha256}, "average": {"accuracy": {"raw": 0.5, "sr": 0.6}}}
+    (folder / "metrics.json").write_text(json.dumps(record))
+    assert measured_accuracy(folder, manifest) == {"raw": 0.5, "sr": 0.6}
+    record["model"]["sha256"] = "0" * 64  # measured on another graph: not this model's figure
+    (folder / "metrics.json").write_text(json.dumps(record))
+    assert measured_accuracy(folder, manifest) is None
+    (folder / "metrics.json").write_text("{}")
+    assert measured_accuracy(folder, manifest) is None
+    (folder / "metrics.json").unlink()
+    assert measured_accuracy(folder, manifest) is None
+
+
 def test_upscale_multipart_json_and_png(server, crop):
     r = httpx.post(server.url + "/v1/upscale", files=[("file", ("a.png", crop)), ("file", ("b.png", crop))])
     assert r.status_code == 200, r.text
