@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from core.manifest import read_manifest
+from core.manifest import Manifest, read_manifest
 
 TABLE_HEAD = (
     "| {first} | PSNR dB PaddleOCR's way, bicubic / SR (gain) | PSNR dB per image, bicubic / SR | SSIM bicubic / SR (gain)"
@@ -87,9 +87,11 @@ def targets_table(metrics: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def write_card(model_dir: Path, metrics: dict[str, Any], train_dirs: list[Path], config: Path, data_note: str, extra: str = "") -> Path:
+def write_card(model_dir: Path, metrics: dict[str, Any], train_dirs: list[Path], config: Path, data_note: str, extra: str = "",
+               made_by: str = "`make train-default`") -> Path:
     """Render the card next to the model's manifest; returns its path. ``train_dirs``: the run's folders in order (a run
-    continued in another folder lists both); the manifest names the checkpoint that was converted."""
+    continued in another folder lists both); the manifest names the checkpoint that was converted; ``made_by``: the
+    command (or the section of ``extra``) that reproduces the checkpoint."""
     m = read_manifest(model_dir)
     from training.plots import read_logs
 
@@ -116,12 +118,12 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dirs: list[Path],
     ablation = ablation_file.read_text() if ablation_file.is_file() else ""
     text = f"""# Model card: {m.name}
 
-- **Architecture**: {m.backbone} (PaddleOCR's Text {m.algorithm} backbone), PaddleOCR parameter layout; exported SR path only
-  (no STN, no recognizer): input `{m.input.name}` float32 {m.input.shape} RGB in [0, 1], output `{m.output.name}` {m.output.shape} clipped to [0, 1].
+- **Architecture**: {architecture(m)}
 - **Graphs**: {", ".join(f"`{g.file}` ({g.precision}, verified against {g.verification.reference}: max abs diff {g.verification.max_abs_diff:.2g} <= {g.verification.tolerance:g})" for g in m.graphs)}.
 - **Data**: {data_note}
-- **Recipe**: `{config}` (`make train-default`): loss {read_loss(config)}, {steps} steps{shipped}, then `{convert}`.
-- **Hardware and time**: {platform.machine()} CPU, {os.cpu_count()} cores, Paddle {m.versions.get("paddle", "?")}; {wall / 60:.0f} min of training.
+- **Recipe**: `{config}` ({made_by}): loss {read_loss(config)}, {steps} steps{shipped}, then `{convert}`.
+- **Hardware and time**: {platform.machine()} CPU, {os.cpu_count()} cores, Paddle {m.versions.get("paddle", "?")}; {wall / 60:.0f} min of training in
+  {", ".join(f"`{d.name}/train_log.jsonl`" for d in train_dirs)}.
 - **Evaluation**: `textsr eval` on the synthetic test splits ({next(iter(metrics["splits"].values()))["sr"]["images"]} images each);
   PSNR "PaddleOCR's way" averages per-batch-of-16 values, "per image" averages per-image PSNR; recognition by the service's
   recognizer (PP-OCRv6 small from the rapidocr wheel, the one the loss looks through) and by a held-out recognizer no loss
@@ -144,6 +146,23 @@ def write_card(model_dir: Path, metrics: dict[str, Any], train_dirs: list[Path],
     return path
 
 
+def architecture(m: Manifest) -> str:
+    """What the exported graphs compute and take, text prior included."""
+    head = f"{m.backbone} (PaddleOCR's Text {m.algorithm} backbone), PaddleOCR parameter layout; "
+    image = (f"input `{m.input.name}` float32 {m.input.shape} RGB in [0, 1], output `{m.output.name}` {m.output.shape}"
+             " clipped to [0, 1]")
+    prior = m.text_prior
+    if prior is None:
+        return head + f"exported SR path only\n  (no STN, no recognizer): {image}."
+    where = "in this folder, a copy of the service recognizer fine-tuned with the SR network" if prior.bundled else (
+        "the service recognizer's own file")
+    glyphs = (f"; that reading is also drawn as text (OpenCV, `service.text_prior.glyph_image`) and fed as `{prior.glyphs.name}`"
+              f" {prior.glyphs.shape}") if prior.glyphs is not None else ""
+    return (head + f"exported SR path (no STN) with a text prior: {image}. The service first reads the LR crop with"
+            f" `{prior.recognizer}` ({where}) and feeds its class probabilities as `{prior.input.name}` {prior.input.shape}"
+            f"{glyphs}; every request runs both graphs.")
+
+
 def read_loss(config: Path) -> str:
     from training.config import load_config
 
@@ -159,11 +178,12 @@ def main() -> None:
                     help="Global.save_model_dir of the training run (several, in order, for a run continued elsewhere)")
     ap.add_argument("--config", type=Path, required=True)
     ap.add_argument("--data-note", required=True, help="one sentence on the training data")
-    ap.add_argument("--extra", type=Path, help="a Markdown file appended to the card (notes, ablations)")
+    ap.add_argument("--extra", type=Path, nargs="*", default=[], help="Markdown files appended to the card (lineage, notes)")
+    ap.add_argument("--made-by", default="`make train-default`", help="how the checkpoint is reproduced (Markdown)")
     args = ap.parse_args()
     metrics = json.loads((args.model_dir / "metrics.json").read_text())
-    extra = args.extra.read_text() if args.extra else ""
-    print(write_card(args.model_dir, metrics, args.train_dir, args.config, args.data_note, extra))
+    extra = "\n".join(path.read_text() for path in args.extra)
+    print(write_card(args.model_dir, metrics, args.train_dir, args.config, args.data_note, extra, args.made_by))
 
 
 if __name__ == "__main__":

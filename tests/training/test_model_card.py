@@ -62,3 +62,35 @@ def test_targets_table_says_met_or_missed():
     assert targets_table(metrics).splitlines()[2].endswith("| **no** |")
     del metrics["average"]["heldout_accuracy"]
     assert targets_table(metrics) == ""
+
+
+def test_card_names_the_text_prior_and_its_generator(tmp_path, model_dir_any, repo_root):
+    """A text-prior model's card says that the service reads the crop with the prior's recognizer first, which file
+    that is, and which inputs the graph takes; a model without a prior says it has none."""
+    from training.model_card import write_card
+
+    model = tmp_path / "model"
+    shutil.copytree(model_dir_any, model)
+    (model / "ablation.md").unlink(missing_ok=True)
+    metrics = json.loads((repo_root / "models/gestalt-tsrn-synth/metrics.json").read_text())
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_log.jsonl").write_text(json.dumps({"step": 5, "loss": 0.1, "time_s": 60.0}) + "\n")
+    config = repo_root / "training/configs/prior_glyph_tsrn.yml"
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest.pop("text_prior", None)
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    card = write_card(model, metrics, [run], config, "synthetic.", made_by="the lineage below").read_text()
+    assert "exported SR path only" in card and "(the lineage below): loss" in card
+    tensor = {"dtype": "float32"}
+    manifest["text_prior"] = {
+        "input": {**tensor, "name": "prior", "shape": [-1, 64, 24]}, "recognizer": "prior_generator.onnx",
+        "recognizer_sha256": "0" * 64, "characters": "ab", "bundled": True,
+        "glyphs": {**tensor, "name": "glyphs", "shape": [-1, 1, 32, 128]},
+    }
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    card = write_card(model, metrics, [run], config, "synthetic.").read_text()
+    assert "exported SR path only" not in card
+    assert ("reads the LR crop with `prior_generator.onnx` (in this folder, a copy of the service recognizer fine-tuned"
+            " with the SR network) and feeds its class probabilities as `prior` [-1, 64, 24]") in card
+    assert "`glyphs` [-1, 1, 32, 128]; every request runs both graphs." in card
