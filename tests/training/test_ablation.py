@@ -106,11 +106,6 @@ def test_shipped_ablation_is_its_json_and_in_the_card(repo_root):
     readme = (repo_root / "README.md").read_text().split("## Models")[1].split("\n## ")[0]
     for label in ARM_LABELS[1:]:  # the README quotes the other arms as measured
         assert f"{label} reads {100 * arms[label]['metrics']['average']['accuracy']['sr']:.1f}%" in readme
-    # the default arm (the recipe's 2,200-step budget, at full residual strength) is the previous default model, the one
-    # the shipped model, trained on past that budget, is compared with crop by crop
-    previous = json.loads((folder / "previous_default.json").read_text())
-    for split, result in arms[ARM_LABELS[0]]["metrics"]["splits"].items():
-        assert result["correct"]["sr"] == previous["splits"][split]["correct"]
 
 
 @pytest.mark.slow
@@ -144,28 +139,31 @@ def test_make_ablation_run_end_to_end(tmp_path, repo_root):
 
 @pytest.mark.slow
 def test_make_ship_run_and_ship_default_end_to_end(tmp_path, repo_root):
-    """`make ship-run ship-default` at toy size: the recipe, then the EMA continuation from its last checkpoint, the
-    residual scale chosen on val/ (here the training crops, learnt by heart with pixel MSE at a higher learning rate):
-    shipped if a scale reads more crops than bicubic at bicubic's fidelity, refused with the reason if none does;
-    then with SHIP_SCALE given, converted with it, evaluated on test/, with its card and pictures."""
-    import shutil
+    """`make ship-run ship-default` at toy size: one more stage from the committed start point (the network trained on,
+    its generator trained alone, grafted), the residual scale chosen on val/: shipped if a scale reads more crops than
+    bicubic at bicubic's fidelity, refused with the reason if none does; then with SHIP_SCALE given, converted with it
+    (the generator bundled), evaluated on test/, with its card and pictures."""
     from pathlib import Path
 
-    from core.manifest import read_manifest
+    from core.manifest import read_manifest, sha256_file
     from training.data.synth import generate
 
     data = tmp_path / "data"
-    generate(data, train=8, test=2, seed=3, progress=False)
-    shutil.copytree(data / "train", data / "val")
+    generate(data, train=4, test=2, seed=3, progress=False, val=4)
     venv = Path(sys.executable).parent.parent
     model, runs = tmp_path / "model", tmp_path / "ship"
+    toy = "Train.loader.batch_size_per_card=2 Global.print_batch_step=1"
     make = ["make", "-s", "-C", str(repo_root), f"VENV={venv}", f"ABLATION_DATA={data}", f"DEFAULT_MODEL={model}", f"SHIP_RUN={runs}",
-            "SHIP_BASE_STEPS=20", "SHIP_STEPS=30", "SHIP_SCALES=0.5 1",
-            "SHIP_EXTRA=Optimizer.lr.values=[0.0005,0.0005] Global.epoch_num=100 Loss.teacher_weight=0 Global.eval_batch_step=[0,10]"]
-    chosen = subprocess.run([*make, "ship-run", "ship-default"], capture_output=True, text=True, timeout=900)
-    assert json.loads((runs / "base" / "latest.states").read_text())["global_step"] == 20
-    ema = json.loads((runs / "ema" / "latest.states").read_text())
-    assert ema["global_step"] == 30 and ema["config"]["Global"]["ema_decay"] == 0.995 and (runs / "ema" / "latest.train.pdparams").is_file()
+            "SHIP_STEPS=2", "SHIP_PRIOR_STEPS=2", "SHIP_SCALES=0.5 1", f"SHIP_EXTRA={toy} Global.eval_batch_step=[1000,1000]",
+            f"SHIP_PRIOR_EXTRA={toy} Global.prior_eval_step=1"]
+    subprocess.run([*make, "ship-run"], check=True, capture_output=True, timeout=900)
+    network = json.loads((runs / "network" / "latest.states").read_text())
+    assert network["global_step"] == 2 and network["config"]["Global"]["ema_decay"] == 0.995
+    assert network["config"]["Global"]["pretrained_model"] == "checkpoints/glyph-prior/model.pdparams"
+    assert [r["step"] for r in read_jsonl(runs / "prior" / "prior_log.jsonl") if "prior_accuracy" in r] == [0, 1, 2]
+    graft = runs / "graft.pdparams"
+    ship = [*make, f"SHIP_CHECKPOINT={graft}", f"SHIP_TRAIN_DIRS={runs / 'network'}"]
+    chosen = subprocess.run([*ship, "ship-default"], capture_output=True, text=True, timeout=900)
     sweep = json.loads((runs / "scale" / "residual_scale.json").read_text())
     assert {r["scale"] for r in sweep["rows"]} == {0.5, 1.0}
     if sweep["pick"] is None:
@@ -174,13 +172,19 @@ def test_make_ship_run_and_ship_default_end_to_end(tmp_path, repo_root):
     else:
         assert chosen.returncode == 0, chosen.stderr
         assert read_manifest(model).source["overrides"] == f"Architecture.Transform.residual_scale={sweep['pick']['scale']}"
-    subprocess.run([*make, "ship-default", "SHIP_SCALE=0.5"], check=True, capture_output=True, timeout=900)
+    subprocess.run([*ship, "ship-default", "SHIP_SCALE=0.5"], check=True, capture_output=True, timeout=900)
     manifest = read_manifest(model)
     assert manifest.source["overrides"] == "Architecture.Transform.residual_scale=0.5"
-    assert manifest.source["checkpoint"] == "latest.pdparams" and (model / "source" / "latest.pdparams").is_file()
+    assert manifest.source["checkpoint"] == "graft.pdparams" and sha256_file(model / "source" / "graft.pdparams") == sha256_file(graft)
+    assert manifest.text_prior.bundled and (model / manifest.text_prior.recognizer).is_file()
     assert set(json.loads((model / "metrics.json").read_text())["splits"]) == {"easy", "medium", "hard", "unseen"}
     card = (model / "MODEL_CARD.md").read_text()
-    assert "30 steps (shipped: the last checkpoint, step 30), then `textsr convert -o Architecture.Transform.residual_scale=0.5`" in card
+    assert "2 steps (shipped: the last checkpoint, step 2), then `textsr convert -o Architecture.Transform.residual_scale=0.5`" in card
+    assert f"`{manifest.text_prior.recognizer}`" in card and "## How it was trained" in card
     assert json.loads((model / "residual_scale.json").read_text())["rows"]
     for picture in ("grid.png", "training_curves.png", "residual_scale.png"):
         assert (model / picture).stat().st_size > 1000
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
