@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: serve test lint install-serve install-all system-deps clean train-default card ablation-run ablation-eval ablation-table ship-run ship-default
+.PHONY: serve test lint install-serve install-all system-deps clean train-default card ablation-run ablation-eval ablation-table ship-run ship-default card-fast
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -129,11 +129,18 @@ ship-default:
 	$(BIN)/textsr eval --model-dir $(DEFAULT_MODEL) --data $(ABLATION_DATA)/test --out $(DEFAULT_MODEL)
 	$(MAKE) card SHIP_TRAIN_DIRS="$(SHIP_TRAIN_DIRS)"
 
+DATA_NOTE := 12,000 synthetic pairs from \`textsr gen-data --seed 0\` (words from wordfreq, Debian fonts, Real-ESRGAN-style LR chain); val: 768 (checkpoint choice); test: 300 per split, \`unseen\` with degradations training never sees.
 card:
 	$(BIN)/python -m training.model_card --model-dir $(DEFAULT_MODEL) --train-dir $(SHIP_TRAIN_DIRS) --config $(SHIP_CONFIG) \
 	    --extra training/configs/prior_glyph_tsrn_lineage.md training/configs/default_tsrn_notes.md \
-	    --made-by "its last stage; the stages before it under How it was trained" \
-	    --data-note "12,000 synthetic pairs from \`textsr gen-data --seed 0\` (words from wordfreq, Debian fonts, Real-ESRGAN-style LR chain); val: 768 (checkpoint choice); test: 300 per split, \`unseen\` with degradations training never sees."
+	    --made-by "its last stage; the stages before it under How it was trained" --data-note "$(DATA_NOTE)"
+
+## The fast model (no text prior; the default of sessions 9-19): the base recipe's run, converted at its step 4600.
+FAST_MODEL := models/gestalt-tsrn-synth-fast
+card-fast:
+	$(BIN)/python -m training.model_card --model-dir $(FAST_MODEL) --train-dir checkpoints/deep-feature-teacher --last-step 4600 \
+	    --config $(DEFAULT_CONFIG) --extra training/configs/fast_model_notes.md --made-by "About this model, below" \
+	    --data-note "$(DATA_NOTE)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

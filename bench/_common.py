@@ -164,7 +164,7 @@ def wrk_load(url: str, crop: bytes, connections: int, seconds: float, delay_ms: 
         script = Path(tmp) / "load.lua"
         script.write_text(_WRK_LUA % {"body": str(body), "delay_ms": delay_ms})
         out = subprocess.run(
-            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", f"{timeout_s}s", "-s", str(script), url + "/v1/upscale"],
+            ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", f"{timeout_s}s", "-s", str(script), url + "/v1/upscale"],
             capture_output=True, text=True, check=True,
         ).stdout
     match = re.search(r"^WRKJSON (.*)$", out, re.M)

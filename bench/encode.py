@@ -1,6 +1,6 @@
 """What it costs to put pixels on the wire, next to what inference costs, in one table.
 
-    .venv/bin/python bench/encode.py [--model-dir models/gestalt-tsrn-synth]
+    .venv/bin/python bench/encode.py [--model-dir models/gestalt-tsrn-synth-fast]
 
 Rows, each as microseconds per crop, bytes per crop and share of one crop's inference time (raw ORT,
 batch 16, measured in the same run): PNG encoding of a 32x128 SR crop at zlib levels 0-9
@@ -29,7 +29,7 @@ BATCH = 16
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", type=Path, default=ROOT / "models" / "gestalt-tsrn-synth")
+    ap.add_argument("--model-dir", type=Path, default=ROOT / "models" / "gestalt-tsrn-synth-fast")
     ap.add_argument("--repeat", type=int, default=30)
     args = ap.parse_args()
 

@@ -19,13 +19,16 @@ def _dims(vi) -> list[int]:
 
 
 def count_macs(path: str | Path, batch: int = 1) -> dict[str, int]:
-    """Multiply-adds per op type for one forward pass at ``batch``."""
+    """Multiply-adds per op type for one forward pass at ``batch``. Shapes are inferred at a batch of at least 2 and the
+    counts scaled (they are linear in the batch): at 1, an axis-less Squeeze (the text-prior graph has them) drops the
+    batch axis too, and shape inference then gives a GRU a wrong sequence."""
     model = onnx.load(str(path))
     graph = model.graph
+    inferred_batch = max(batch, 2)
     for value in list(graph.input) + list(graph.output):
         dim = value.type.tensor_type.shape.dim
         if dim and not dim[0].dim_value:
-            dim[0].dim_value = batch
+            dim[0].dim_value = inferred_batch
     inferred = shape_inference.infer_shapes(model)
     shapes = {vi.name: _dims(vi) for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)}
     shapes.update({init.name: list(init.dims) for init in graph.initializer})
@@ -49,7 +52,7 @@ def count_macs(path: str | Path, batch: int = 1) -> dict[str, int]:
                 seq, bsz, inp = x
                 dirs, gates_h, hidden = r
                 macs[op] = macs.get(op, 0) + seq * bsz * dirs * gates_h * (inp + hidden)
-    return macs
+    return {op: n * batch // inferred_batch for op, n in macs.items()}
 
 
 def gflops_per_crop(path: str | Path) -> float:

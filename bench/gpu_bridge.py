@@ -2,7 +2,7 @@
 
 Prepared here, run on the lent GPU machine (PyTorch + numpy there; no onnxruntime-gpu, no paddle):
 
-    .venv/bin/python bench/onnx_torch.py export models/gestalt-tsrn-synth/model.onnx build/gpu/tsrn   # here
+    .venv/bin/python bench/onnx_torch.py export models/gestalt-tsrn-synth-fast/model.onnx build/gpu/tsrn   # here
     python bench/gpu_bridge.py --graphs build/gpu/tsrn build/gpu/tbsrn --out "$OUT"                    # there
 
 For every graph and setting: crops/s per batch size, and the fraction of the GPU's dense FLOP peak for

@@ -2,7 +2,7 @@
 onnxslim simplification, fp16 graph. One table: crops/s at batch 16, max |diff| against the fp32
 graph, and PSNR on the synthetic test set (PaddleOCR's way) against HR.
 
-    .venv/bin/python bench/levers.py [--model-dir models/gestalt-tsrn-synth] [--data train_data/synth/test]
+    .venv/bin/python bench/levers.py [--model-dir models/gestalt-tsrn-synth-fast] [--data train_data/synth/test]
 
 Writes bench/results/levers-<device>.md|json.
 """
@@ -35,7 +35,7 @@ def session(path: Path, level: str = "all"):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", type=Path, default=ROOT / "models" / "gestalt-tsrn-synth")
+    ap.add_argument("--model-dir", type=Path, default=ROOT / "models" / "gestalt-tsrn-synth-fast")
     ap.add_argument("--data", type=Path, default=ROOT / "train_data" / "synth" / "test")
     ap.add_argument("--max-images", type=int, default=96)
     args = ap.parse_args()

@@ -52,8 +52,8 @@ def alignment(grad, image, hr) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "train_data/synth/val")
-    ap.add_argument("--model", type=Path, default=ROOT / "models/gestalt-tsrn-synth",
-                    help="a converted model folder: its source checkpoint, config and overrides make the SR")
+    ap.add_argument("--model", type=Path, default=ROOT / "models/gestalt-tsrn-synth-fast",
+                    help="a converted model folder without a text prior: its source checkpoint, config and overrides make the SR")
     ap.add_argument("--checkpoint", type=Path, help="a checkpoint of the default config instead of --model's")
     ap.add_argument("--crops", type=int, default=48)
     ap.add_argument("--views", type=int, default=4, help="random views averaged per gradient when eot is on")

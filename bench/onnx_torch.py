@@ -5,7 +5,7 @@ The lent GPU machine has PyTorch and numpy but neither paddle, onnxruntime-gpu n
 portable folder (``graph.json``: nodes, attributes, metadata; ``weights.npz``: initializers) and run
 there by :class:`TorchGraph`, an interpreter over the ONNX operators our TSRN/TBSRN graphs use:
 
-    .venv/bin/python bench/onnx_torch.py export models/gestalt-tsrn-synth/model.onnx build/gpu/tsrn
+    .venv/bin/python bench/onnx_torch.py export models/gestalt-tsrn-synth-fast/model.onnx build/gpu/tsrn
 
 Shape arithmetic (``Shape``, ``Slice`` of shapes, ``Concat`` of ints...) runs in numpy on the host and
 is cached per input shape, so after one warm-up call a forward pass launches only device kernels and

@@ -1,7 +1,7 @@
 """Overload: ~10x the measured capacity for 30 s; excess is refused with 503 + Retry-After,
 accepted requests succeed, memory stays bounded, throughput recovers afterwards.
 
-    .venv/bin/python bench/overload.py [--model-dir models] [--factor 10] [--seconds 30]
+    .venv/bin/python bench/overload.py [--model-dir models] [--model NAME] [--factor 10] [--seconds 30]
 
 The load comes from Debian's ``wrk`` (C, so the client is not the bottleneck on a small machine):
 capacity is measured first (16 connections back to back); then ``factor x capacity`` connections each
@@ -64,12 +64,14 @@ def main() -> None:
     ap.add_argument("--probe-seconds", type=float, default=10)
     ap.add_argument("--port", type=int, default=8767)
     ap.add_argument("--name", default="overload", help="result file stem")
+    ap.add_argument("--model", help="the model the requests go to (default: the service's default model)")
     args = ap.parse_args()
     crop = png_crop()
-    with ServiceProcess(args.model_dir, args.port) as probe:
+    chosen = {"TEXTSR_DEFAULT_MODEL": args.model} if args.model else {}
+    with ServiceProcess(args.model_dir, args.port, **chosen) as probe:
         cap, _ = capacity(probe.url, crop, args.probe_seconds)
     queue = max(16, int(2 * cap))
-    env = {"TEXTSR_QUEUE_CAPACITY": str(queue), "TEXTSR_MAX_INFLIGHT_REQUESTS": str(queue), "TEXTSR_MAX_BATCH_SIZE": "32"}
+    env = {"TEXTSR_QUEUE_CAPACITY": str(queue), "TEXTSR_MAX_INFLIGHT_REQUESTS": str(queue), "TEXTSR_MAX_BATCH_SIZE": "32", **chosen}
     with ServiceProcess(args.model_dir, args.port, **env) as s:
         rss_before, _ = s.rss_mb()
         connections = max(1, round(args.factor * cap))

@@ -1,10 +1,12 @@
-"""Service throughput vs raw ONNX Runtime, same machine, same model, one table.
+"""Service throughput vs raw ONNX Runtime, same machine, every model in one table.
 
-    .venv/bin/python bench/serve_throughput.py [--model-dir models] [--seconds 15] [--concurrency 1 8 64]
+    .venv/bin/python bench/serve_throughput.py [--model-dir models] [--models NAME ...] [--seconds 15] [--concurrency 1 8 64]
 
-Rows: raw in-process ORT at batch 1 and 64; then `textsr serve` (a child process, recognition
-off) over HTTP with C concurrent clients each posting one 16x64 PNG crop per request and getting
-the 32x128 PNG back. Reports crops/s, p50/p99 latency, and service / raw(batch 64).
+Per model (all under --model-dir, or those named, one after the other): raw in-process ORT at batch 1
+and 64 (a text-prior model's engine reads the prior first, as the service does); then `textsr serve`
+(a child process, that model the default, recognition off) over HTTP with C concurrent clients each
+posting one 16x64 PNG crop per request and getting the 32x128 PNG back. Reports crops/s, p50/p99
+latency, service / raw(batch 64), and each row's crops/s over the first model's same row.
 Writes bench/results/serve_throughput-<device>.md|json.
 """
 
@@ -57,20 +59,40 @@ async def drive(url: str, crop: bytes, concurrency: int, seconds: float) -> tupl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", type=Path, default=ROOT / "models")
+    ap.add_argument("--models", nargs="+", help="model names under --model-dir, in this order (default: all)")
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     ap.add_argument("--port", type=int, default=8765)
     args = ap.parse_args()
 
-    model_path = next(args.model_dir.glob("*/model.onnx"))
-    rows, data = [], {"model": str(model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path)}
-    raw = {b: raw_ort(model_path.parent, b, args.seconds) for b in (1, 64)}
-    for b, cps in raw.items():
-        rows.append([f"raw ORT, batch {b}", "-", f"{cps:.1f}", "-", "-", f"{cps / raw[64]:.2f}"])
-    data["raw_crops_per_s"] = raw
+    from core.manifest import read_manifest
 
+    folders = {read_manifest(f.parent).name: f.parent for f in sorted(args.model_dir.glob("*/manifest.json"))}
+    names = args.models or list(folders)
+    missing = sorted(set(names) - set(folders))
+    if missing:
+        ap.error(f"no model {missing} under {args.model_dir}; there are {sorted(folders)}")
+    data, measured = {}, {}
+    for name in names:
+        data[name], measured[name] = measure(name, folders[name], args)
+    first = measured[names[0]]
+    rows = [[name, path, conc, f"{cps:.1f}", p50, p99, ratio, f"{cps / first[path][0]:.2f}"]
+            for name in names for path, (cps, conc, p50, p99, ratio) in measured[name].items()]
+    md = table(["model", "path", "concurrency", "crops/s", "p50 ms", "p99 ms", "ratio to raw ORT batch 64",
+                f"crops/s vs {names[0]}"], rows)
+    print(md)
+    print("written:", write_result("serve_throughput", md, data))
+
+
+def measure(name: str, folder: Path, args) -> tuple[dict, dict[str, tuple]]:
+    """One model's raw and HTTP figures: (JSON record, {path: (crops/s, concurrency, p50, p99, ratio)})."""
+    data = {"folder": str(folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder)}
+    raw = {b: raw_ort(folder, b, args.seconds) for b in (1, 64)}
+    out = {f"raw ORT, batch {b}": (cps, "-", "-", "-", f"{cps / raw[64]:.2f}") for b, cps in raw.items()}
+    data["raw_crops_per_s"] = raw
     crop = png_crop()
-    with ServiceProcess(args.model_dir, args.port, TEXTSR_MAX_BATCH_SIZE="64", TEXTSR_MAX_QUEUE_DELAY_MS="2") as service:
+    env = {"TEXTSR_MAX_BATCH_SIZE": "64", "TEXTSR_MAX_QUEUE_DELAY_MS": "2", "TEXTSR_DEFAULT_MODEL": name}
+    with ServiceProcess(args.model_dir, args.port, **env) as service:
         data["service"] = {}
         for c in args.concurrency:
             asyncio.run(drive(service.url, crop, c, 2))  # warm-up
@@ -78,11 +100,9 @@ def main() -> None:
             cps = n / args.seconds
             p50, p99 = (float(np.percentile(lat, q)) * 1000 for q in (50, 99))
             data["service"][c] = {"crops_per_s": cps, "p50_ms": p50, "p99_ms": p99, "errors": errors}
-            rows.append([f"service over HTTP, concurrency {c}", c, f"{cps:.1f}", f"{p50:.0f}", f"{p99:.0f}", f"{cps / raw[64]:.2f}"])
-            print(rows[-1], flush=True)
-    md = table(["path", "concurrency", "crops/s", "p50 ms", "p99 ms", "ratio to raw ORT batch 64"], rows)
-    print(md)
-    print("written:", write_result("serve_throughput", md, data))
+            out[f"service over HTTP, concurrency {c}"] = (cps, c, f"{p50:.0f}", f"{p99:.0f}", f"{cps / raw[64]:.2f}")
+            print(name, c, f"{cps:.1f} crops/s", flush=True)
+    return data, out
 
 
 if __name__ == "__main__":

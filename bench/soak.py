@@ -1,6 +1,6 @@
 """Soak: half the measured capacity for 10 minutes; resident memory drift <= 5% and zero errors.
 
-    .venv/bin/python bench/soak.py [--model-dir models] [--minutes 10]
+    .venv/bin/python bench/soak.py [--model-dir models] [--model NAME] [--minutes 10]
 
 The load comes from Debian's ``wrk``: ``round(rate)`` connections, each sending one crop, reading the
 answer and waiting one second (about ``rate`` requests/s), in 30 s rounds. Capacity is measured first
@@ -24,13 +24,14 @@ from bench._common import ROOT, ServiceProcess, capacity, png_crop, table, write
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", type=Path, default=ROOT / "models")
+    ap.add_argument("--model", help="the model the requests go to (default: the service's default model)")
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--port", type=int, default=8768)
     ap.add_argument("--round-seconds", type=float, default=30, help="length of one load round; RSS is read after each")
     ap.add_argument("--warmup-seconds", type=float, default=60, help="drift is measured from the RSS sample after this much load")
     args = ap.parse_args()
     crop = png_crop()
-    with ServiceProcess(args.model_dir, args.port) as s:
+    with ServiceProcess(args.model_dir, args.port, **({"TEXTSR_DEFAULT_MODEL": args.model} if args.model else {})) as s:
         cap, _ = capacity(s.url, crop, min(10, args.round_seconds))
         rate = 0.5 * cap
         totals = {"sent": 0, "ok_200": 0, "errors": 0}

@@ -1,12 +1,14 @@
 """The performance table: seed path vs raw ONNX Runtime vs the service, one run, one machine.
 
-    .venv/bin/python bench/suite.py [--model-dir models] [--seconds 10]
+    .venv/bin/python bench/suite.py [--model-dir models] [--model NAME] [--seconds 10]
 
 Rows: (a) the seed's way, PaddleOCR predict_sr.py style: Paddle Inference (oneDNN), one image per
 call, same architecture as the served model (random weights: speed does not depend on them);
 (b) raw ONNX Runtime in-process at batch 1, 16, 64, 256; (c) the service over HTTP at concurrency
 1, 16, 64; each with crops/s, p50/p99, the ratio to the seed path and to raw ORT, and the fraction
-of the CPU's fp32 FLOP peak given the graph's FLOPs per crop. Writes bench/results/suite-<device>.md|json.
+of the CPU's fp32 FLOP peak given the graph's FLOPs per crop. The model: --model, else the first one
+without a text prior (the seed's way runs the SR graph alone: PaddleOCR's SR models have no prior), served
+as the default. Writes bench/results/suite-<device>.md|json.
 """
 
 from __future__ import annotations
@@ -83,14 +85,18 @@ def targets(rows: list[dict], seed: float | None, gflop: float, peak: float) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", type=Path, default=ROOT / "models")
+    ap.add_argument("--model", help="model name under --model-dir (default: the first without a text prior)")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--port", type=int, default=8766)
     args = ap.parse_args()
 
     from core.manifest import read_manifest
 
-    folder = sorted(args.model_dir.glob("*/manifest.json"))[0].parent
-    manifest = read_manifest(folder)
+    found = [(f.parent, read_manifest(f.parent)) for f in sorted(args.model_dir.glob("*/manifest.json"))]
+    chosen = [(f, m) for f, m in found if (m.name == args.model if args.model else m.text_prior is None)]
+    if not chosen:
+        ap.error(f"no model {args.model!r} under {args.model_dir}" if args.model else f"no model without a text prior under {args.model_dir}")
+    folder, manifest = chosen[0]
     gflop = gflops_per_crop(folder / "model.onnx")
     peak, peak_note = cpu_peak_gflops()
     data = {"model": manifest.name, "backbone": manifest.backbone, "gflop_per_crop": gflop, "peak_gflops": peak, "peak": peak_note}
@@ -107,7 +113,7 @@ def main() -> None:
         per = median(time_call(lambda x=x: eng(x), max(3, int(args.seconds / 2)), warmup=1))
         add(f"(b) raw ORT, batch {b}", b / per, 1000 * per)
     crop = png_crop()
-    with ServiceProcess(args.model_dir, args.port, TEXTSR_MAX_BATCH_SIZE="64") as service:
+    with ServiceProcess(args.model_dir, args.port, TEXTSR_MAX_BATCH_SIZE="64", TEXTSR_DEFAULT_MODEL=manifest.name) as service:
         for c in (1, 16, 64):
             asyncio.run(drive(service.url, crop, c, 2))
             n, lat, errors = asyncio.run(drive(service.url, crop, c, args.seconds))

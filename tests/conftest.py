@@ -76,22 +76,38 @@ def repo_root() -> Path:
     return ROOT
 
 
-@pytest.fixture(scope="session")
-def models_root(tmp_path_factory) -> Path:
-    """A folder of converted models: the shipped models/ if it has one, else a random TSRN converted here."""
-    if any((ROOT / "models").glob("*/manifest.json")):
-        return ROOT / "models"
-    pytest.importorskip("paddle", reason="no shipped model and no paddle to convert one")
+def convert_random_tsrn(tmp: Path) -> Path:
+    """A folder of one converted TSRN with random weights (no text prior): ``tmp/m/test-tsrn``."""
+    pytest.importorskip("paddle", reason="no shipped model of this kind and no paddle to convert one")
     import paddle
 
     from convert.pipeline import convert
     from training.networks import build_network, save_checkpoint
 
-    tmp = tmp_path_factory.mktemp("models")
     paddle.seed(0)
     ckpt = save_checkpoint(build_network("TSRN"), tmp / "ckpt.pdparams")
     convert(tmp / "m" / "test-tsrn", config=ROOT / "training/configs/sr_tsrn_transformer_strock.yml", checkpoint=ckpt, log=lambda s: None)
     return tmp / "m"
+
+
+@pytest.fixture(scope="session")
+def models_root(tmp_path_factory) -> Path:
+    """A folder of converted models: the shipped models/ if it has one, else a random TSRN converted here."""
+    if any((ROOT / "models").glob("*/manifest.json")):
+        return ROOT / "models"
+    return convert_random_tsrn(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def plain_model_dir(models_root, tmp_path_factory) -> Path:
+    """A converted model folder whose graph takes the image alone (no text prior), for tests of the ONNX Runtime
+    engine itself: a shipped one if there is one, else a random TSRN converted here."""
+    from core.manifest import read_manifest
+
+    for manifest in sorted(models_root.glob("*/manifest.json")):
+        if read_manifest(manifest.parent).text_prior is None:
+            return manifest.parent
+    return next(convert_random_tsrn(tmp_path_factory.mktemp("plain")).iterdir())
 
 
 @pytest.fixture(scope="session")

@@ -43,15 +43,15 @@ def tsrn_macs(h: int = 16, w: int = 64, c: int = 64, blocks: int = 5, scale: int
     return {"Conv": conv, "GRU": gru}
 
 
-def test_shipped_default_counts_what_its_layers_cost(repo_root):
-    """The shipped default's count equals the layer arithmetic exactly, and is the README's "1.75 GFLOP per crop"."""
+def test_fast_model_counts_what_its_layers_cost(repo_root):
+    """The fast model's count (plain TSRN) equals the layer arithmetic exactly, and is the README's "1.75 GFLOP per crop"."""
     from bench.flops import gflops_per_crop
 
-    path = repo_root / "models/gestalt-tsrn-synth/model.onnx"
+    path = repo_root / "models/gestalt-tsrn-synth-fast/model.onnx"
     assert count_macs(path) == tsrn_macs()  # 688M + 189M multiply-adds
     gflop = gflops_per_crop(path)
     assert gflop == 2 * sum(tsrn_macs().values()) / 1e9
-    assert f"Model gestalt-tsrn-synth (TSRN), {gflop:.2f} GFLOP per crop" in (repo_root / "README.md").read_text()
+    assert f"Model gestalt-tsrn-synth-fast (TSRN), {gflop:.2f} GFLOP per crop" in (repo_root / "README.md").read_text()
 
 
 def test_counts_scale_with_batch(model_dir_any):

@@ -30,10 +30,10 @@ def test_loss_alignment_bench_writes_its_table(tmp_path, repo_root):
         assert results[f"pixel MSE @ {base}"]["positive"] == 1.0
         assert abs(results[f"CTC @ {base}"]["cos_mean"]) < 0.5  # a recognizer's gradient is not a pixel loss's
     assert all(0 < r["low_freq_energy"] < 1 for r in results.values()) and "| CTC, eot" in md.read_text()
-    # the SR is the shipped model's, built as its manifest says (its residual strength included)
+    # the SR is the fast model's (the base recipe), built as its manifest says (its residual strength included)
     from core.manifest import read_manifest
 
-    overrides = read_manifest(repo_root / "models/gestalt-tsrn-synth").source["overrides"]
+    overrides = read_manifest(repo_root / "models/gestalt-tsrn-synth-fast").source["overrides"]
     assert json.loads(next((tmp_path / "results").glob("loss_alignment-*.json")).read_text())["overrides"] == overrides.split()
     assert f"with `{overrides}`" in md.read_text()
 

@@ -37,8 +37,8 @@ def check_parity(onnx_path, tmp_path, tol=README_TOLERANCE):
     return graph
 
 
-def test_shipped_model_parity_and_no_host_work_after_warmup(model_dir_any, tmp_path):
-    graph = check_parity(model_dir_any / "model.onnx", tmp_path)
+def test_shipped_model_parity_and_no_host_work_after_warmup(plain_model_dir, tmp_path):
+    graph = check_parity(plain_model_dir / "model.onnx", tmp_path)
     x = torch.as_tensor(render_text_crops(2, (16, 64), seed=9))
     graph(x)
     cached = {k: len(v) for k, v in graph._host_cache.items()}
@@ -66,7 +66,7 @@ def test_unknown_operator_is_named(tmp_path):
         graph(torch.zeros(1, 3, 16, 64))
 
 
-def test_gpu_bench_script_runs_on_cpu(model_dir_any, tmp_path):
+def test_gpu_bench_script_runs_on_cpu(plain_model_dir, tmp_path):
     """bench/gpu_bridge.py, the script the lent GPU runs, works end to end (here on the CPU, tiny sweep), and its
     parity figures are measured against ONNX Runtime (onnxruntime is importable here), within the README's 5e-6 (fp32)
     and within twice the fp16 error the model's conversion recorded (fp16)."""
@@ -75,12 +75,12 @@ def test_gpu_bench_script_runs_on_cpu(model_dir_any, tmp_path):
     import sys
 
     folder = tmp_path / "tsrn"  # exported by the CLI the README shows
-    subprocess.run([sys.executable, "bench/onnx_torch.py", "export", str(model_dir_any / "model.onnx"), str(folder)], check=True, capture_output=True, timeout=120, cwd=ROOT)
+    subprocess.run([sys.executable, "bench/onnx_torch.py", "export", str(plain_model_dir / "model.onnx"), str(folder)], check=True, capture_output=True, timeout=120, cwd=ROOT)
     cmd = [sys.executable, "bench/gpu_bridge.py", "--graphs", str(folder), "--device", "cpu", "--settings", "fp32", "fp16",
            "--batches", "1", "--seconds", "0.01", "--out", str(tmp_path / "out")]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300, cwd=ROOT)
     data = json.loads((tmp_path / "out" / "gpu_bridge-cpu.json").read_text())["graphs"]["tsrn"]
     assert data["parity_reference"].startswith("onnxruntime"), data["parity_reference"]  # not the bridge vs itself
-    assert data["parity"]["float32"] <= README_TOLERANCE and data["parity"]["float16"] <= fp16_bound(model_dir_any)
+    assert data["parity"]["float32"] <= README_TOLERANCE and data["parity"]["float16"] <= fp16_bound(plain_model_dir)
     assert [(r["setting"], r["batch"]) for r in data["rows"]] == [("fp32", 1), ("fp16", 1)]
     assert all(r["crops_per_s"] > 0 for r in data["rows"])

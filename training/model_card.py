@@ -88,14 +88,15 @@ def targets_table(metrics: dict[str, Any]) -> str:
 
 
 def write_card(model_dir: Path, metrics: dict[str, Any], train_dirs: list[Path], config: Path, data_note: str, extra: str = "",
-               made_by: str = "`make train-default`") -> Path:
+               made_by: str = "`make train-default`", last_step: int | None = None) -> Path:
     """Render the card next to the model's manifest; returns its path. ``train_dirs``: the run's folders in order (a run
     continued in another folder lists both); the manifest names the checkpoint that was converted; ``made_by``: the
-    command (or the section of ``extra``) that reproduces the checkpoint."""
+    command (or the section of ``extra``) that reproduces the checkpoint; ``last_step``: the step that was converted,
+    when the logs go on past it."""
     m = read_manifest(model_dir)
     from training.plots import read_logs
 
-    rows = read_logs([d / "train_log.jsonl" for d in train_dirs])
+    rows = [r for r in read_logs([d / "train_log.jsonl" for d in train_dirs]) if last_step is None or r["step"] <= last_step]
     losses = [r for r in rows if "loss" in r]
     steps = max((r["step"] for r in rows), default=0)
     wall, offset, last = 0.0, 0.0, 0.0
@@ -180,10 +181,11 @@ def main() -> None:
     ap.add_argument("--data-note", required=True, help="one sentence on the training data")
     ap.add_argument("--extra", type=Path, nargs="*", default=[], help="Markdown files appended to the card (lineage, notes)")
     ap.add_argument("--made-by", default="`make train-default`", help="how the checkpoint is reproduced (Markdown)")
+    ap.add_argument("--last-step", type=int, help="the step that was converted, when the logs go on past it")
     args = ap.parse_args()
     metrics = json.loads((args.model_dir / "metrics.json").read_text())
     extra = "\n".join(path.read_text() for path in args.extra)
-    print(write_card(args.model_dir, metrics, args.train_dir, args.config, args.data_note, extra, args.made_by))
+    print(write_card(args.model_dir, metrics, args.train_dir, args.config, args.data_note, extra, args.made_by, args.last_step))
 
 
 if __name__ == "__main__":

@@ -97,8 +97,8 @@ def test_errors_are_wrapped():
         eng(np.zeros((1, 3, 16, 64), np.float64))
 
 
-def test_real_session_with_and_without_io_binding(model_dir):
-    path = next(model_dir.glob("*/model.onnx"))
+def test_real_session_with_and_without_io_binding(plain_model_dir):
+    path = plain_model_dir / "model.onnx"
     x = np.random.default_rng(0).random((3, 3, 16, 64), dtype=np.float32)
     plain = OrtEngine(path, providers="cpu")
     bound = OrtEngine(path, providers="cpu", use_io_binding=True)
@@ -150,14 +150,14 @@ def test_cuda_session_runs_through_io_binding_on_the_device(monkeypatch, caplog)
     np.testing.assert_array_equal(y, np.repeat(np.repeat(x, 2, 2), 2, 3))
 
 
-def test_auto_on_this_machine_reports_what_it_runs_on(model_dir):
+def test_auto_on_this_machine_reports_what_it_runs_on(plain_model_dir):
     """auto takes CUDA only where the build offers it and its libraries load; on a CPU machine: CPU alone."""
     import onnxruntime
 
     from service.engine import cuda_runtime_present
 
     cuda = CUDA in onnxruntime.get_available_providers() and cuda_runtime_present()
-    eng = OrtEngine(next(model_dir.glob("*/model.onnx")), providers="auto")
+    eng = OrtEngine(plain_model_dir / "model.onnx", providers="auto")
     assert eng.providers == ([CUDA, CPU] if cuda else [CPU])
     assert (eng.device, eng.use_io_binding) == (("cuda", True) if cuda else ("cpu", False))
 
@@ -220,14 +220,14 @@ def rss_mb() -> float:
         return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def test_no_memory_pattern_per_batch_size(model_dir_any):
+def test_no_memory_pattern_per_batch_size(plain_model_dir):
     """The batch dimension varies per run; ORT's per-shape memory patterns each kept a planned block, so resident
     memory grew in ~80 MB steps whenever a new batch size first appeared (the soak bench's drift). Off, and after runs
     at every batch size 1..16 resident memory is back within a few MB of its level after the first pass."""
     from service.engine import session_options
 
     assert session_options().enable_mem_pattern is False
-    engine = OrtEngine(model_dir_any / "model.onnx", providers="cpu")
+    engine = OrtEngine(plain_model_dir / "model.onnx", providers="cpu")
 
     def sweep() -> None:
         for n in range(1, 17):
@@ -240,7 +240,7 @@ def test_no_memory_pattern_per_batch_size(model_dir_any):
     assert rss_mb() - first < 20
 
 
-def test_start_warms_up_with_the_largest_batch(model_dir_any, monkeypatch):
+def test_start_warms_up_with_the_largest_batch(plain_model_dir, monkeypatch):
     """Start-up runs each model once at the largest batch its batcher forms (``max_batch_size``), so ONNX Runtime's
     arena already holds what any later batch needs: with a one-crop warm-up, resident memory grew by tens of MB as
     larger batches first arrived under load (the 10-minute soak crept +5.7% over minutes 1-5). After start, runs at
@@ -256,7 +256,7 @@ def test_start_warms_up_with_the_largest_batch(model_dir_any, monkeypatch):
         return real_call(self, x)
 
     monkeypatch.setattr(OrtEngine, "__call__", spy)
-    with LocalPipeline(Settings(providers="cpu", recognition=False, max_batch_size=12), model_folder=model_dir_any) as p:
+    with LocalPipeline(Settings(providers="cpu", recognition=False, max_batch_size=12), model_folder=plain_model_dir) as p:
         assert seen == [12]  # the warm-up: one run, at the largest batch
         started = rss_mb()
         for n in [*range(1, 13), *range(12, 0, -1)]:

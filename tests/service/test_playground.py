@@ -167,7 +167,9 @@ def test_playground_in_chromium(server, browser, tmp_path):
         assert ("mode: tile" if ex["width"] / ex["height"] > 6 else "mode: resize") in row["meta"], row
     ran = browser.find_element(By.ID, "ran").text
     assert ran.startswith("Model ") and " on CPU" in ran and "recognizer " in ran, ran
-    assert browser.find_element(By.ID, "model-pick").get_attribute("hidden"), "one model: no selector"
+    served = httpx.get(server.url + "/v1/models").json()["models"]
+    hidden = browser.find_element(By.ID, "model-pick").get_attribute("hidden")
+    assert bool(hidden) == (len(served) == 1), "a selector exactly when there is a model to choose"
     assert browser.find_element(By.ID, "auth").get_attribute("hidden"), "no key asked when the server has none"
 
     # README's picture: first load, the whole page (the window's own bars take ~140 px of its height)
@@ -258,9 +260,12 @@ def two_models(models_root, tmp_path) -> Path:
         manifest = json.loads((src / "manifest.json").read_text())
         manifest["name"] += suffix
         (folder / "manifest.json").write_text(json.dumps(manifest))
-        for graph in manifest["graphs"]:
-            if (src / graph["file"]).exists():
-                (folder / graph["file"]).symlink_to(src / graph["file"])
+        files = [graph["file"] for graph in manifest["graphs"]]
+        if (manifest.get("text_prior") or {}).get("bundled"):
+            files.append(manifest["text_prior"]["recognizer"])
+        for name in files:
+            if (src / name).exists():
+                (folder / name).symlink_to(src / name)
     return tmp_path
 
 

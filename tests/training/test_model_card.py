@@ -39,6 +39,9 @@ def test_card_reads_steps_time_best_step_and_metrics(tmp_path, model_dir_any, re
     card = write_card(model, metrics, [run, more], config, "synthetic pairs.").read_text()
     assert "40 steps (shipped: the last checkpoint, step 40), then `textsr convert -o Architecture.Transform.residual_scale=0.4`" in card
     assert "27 min of training" in card  # + 120 s
+    # a run whose logs go on past the converted step: the card reads the logs up to that step
+    card = write_card(model, metrics, [run, more], config, "synthetic pairs.", last_step=20).read_text()
+    assert "20 steps (shipped: the last checkpoint, step 20)" in card and "20 min of training" in card
 
 
 def test_targets_table_says_met_or_missed():
