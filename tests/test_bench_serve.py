@@ -29,3 +29,17 @@ def test_serve_throughput_puts_each_model_beside_the_first(tmp_path, models_root
     assert len(first) == 3 and all(line.rstrip(" |").endswith("1.00") for line in first)
     bad = subprocess.run([*cmd[:4], "--models", "nope"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no model ['nope']" in bad.stderr
+
+
+def test_readme_performance_tables_are_the_recorded_runs(repo_root):
+    """The README's suite and two-model tables are the committed results, and its ratios are computed from them."""
+    readme = (repo_root / "README.md").read_text()
+    for name in ("suite", "serve_throughput"):
+        table = (repo_root / f"bench/results/{name}-cpu-2core.md").read_text().split("\n\n")[1].strip()
+        assert table in readme, name
+    data = json.loads((repo_root / "bench/results/serve_throughput-cpu-2core.json").read_text())
+    default, fast = data["gestalt-tsrn-synth"], data["gestalt-tsrn-synth-fast"]
+    http = " / ".join(f"{default['service'][c]['crops_per_s'] / fast['service'][c]['crops_per_s']:.2f}x" for c in ("1", "8", "64"))
+    raw = default["raw_crops_per_s"]["64"] / fast["raw_crops_per_s"]["64"]
+    assert (f"So the default serves {http} the fast model's crops per second over HTTP at concurrency 1 / 8 / 64"
+            f" ({raw:.2f}x in raw ONNX Runtime at batch 64)") in " ".join(readme.split())
