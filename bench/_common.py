@@ -66,14 +66,28 @@ def write_result(name: str, markdown: str, data: dict) -> Path:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def model_folders(model_dir: Path, ap=None, names: list[str] | tuple[str, ...] = ()) -> dict:
+    """Each model under ``model_dir`` as the service finds it, by name: ``(folder, manifest)``. With ``ap``, a name in
+    ``names`` that is not there stops the command with ``ap.error`` naming the models that are."""
+    from core.manifest import read_manifest
+    from service.repository import discover
+
+    found = {m.name: (folder, m) for folder in discover(model_dir) for m in [read_manifest(folder)]}
+    missing = sorted(set(names) - set(found))
+    if missing and ap is not None:
+        ap.error(f"no model {missing} under {model_dir}; there are {sorted(found)}")
+    return found
+
+
 class ServiceProcess:
     """`textsr serve` in a child process for a benchmark; ``with`` starts it and waits for /readyz."""
 
-    def __init__(self, model_dir: Path, port: int, **env: str) -> None:
+    def __init__(self, model_dir: Path, port: int, model: str | None = None, **env: str) -> None:
+        """``model``: the one served as the default (``TEXTSR_DEFAULT_MODEL``); None: the service's own choice."""
         self.url = f"http://127.0.0.1:{port}"
         self.env = {
             **os.environ, "TEXTSR_MODEL_DIR": str(model_dir), "TEXTSR_PORT": str(port), "TEXTSR_PROVIDERS": "cpu",
-            "TEXTSR_RECOGNITION": "false", "TEXTSR_LOG_LEVEL": "warning", **env,
+            "TEXTSR_RECOGNITION": "false", "TEXTSR_LOG_LEVEL": "warning", **({"TEXTSR_DEFAULT_MODEL": model} if model else {}), **env,
         }
         self.proc = None
 
@@ -85,6 +99,8 @@ class ServiceProcess:
 
         self.proc = subprocess.Popen([sys.executable, "-m", "textsr", "serve"], env=self.env, cwd=ROOT)
         for _ in range(600):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the service exited with {self.proc.returncode} before it was ready (its error is above)")
             try:
                 if httpx.get(self.url + "/readyz").status_code == 200:
                     return self

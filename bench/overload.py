@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, ServiceProcess, capacity, png_crop, table, write_result, wrk_load  # noqa: E402
+from bench._common import ROOT, ServiceProcess, capacity, model_folders, png_crop, table, write_result, wrk_load  # noqa: E402
 
 
 def scrape(url: str, pattern: str) -> list:
@@ -66,13 +66,13 @@ def main() -> None:
     ap.add_argument("--name", default="overload", help="result file stem")
     ap.add_argument("--model", help="the model the requests go to (default: the service's default model)")
     args = ap.parse_args()
+    model_folders(args.model_dir, ap, [args.model] if args.model else ())
     crop = png_crop()
-    chosen = {"TEXTSR_DEFAULT_MODEL": args.model} if args.model else {}
-    with ServiceProcess(args.model_dir, args.port, **chosen) as probe:
+    with ServiceProcess(args.model_dir, args.port, args.model) as probe:
         cap, _ = capacity(probe.url, crop, args.probe_seconds)
     queue = max(16, int(2 * cap))
-    env = {"TEXTSR_QUEUE_CAPACITY": str(queue), "TEXTSR_MAX_INFLIGHT_REQUESTS": str(queue), "TEXTSR_MAX_BATCH_SIZE": "32", **chosen}
-    with ServiceProcess(args.model_dir, args.port, **env) as s:
+    env = {"TEXTSR_QUEUE_CAPACITY": str(queue), "TEXTSR_MAX_INFLIGHT_REQUESTS": str(queue), "TEXTSR_MAX_BATCH_SIZE": "32"}
+    with ServiceProcess(args.model_dir, args.port, args.model, **env) as s:
         rss_before, _ = s.rss_mb()
         connections = max(1, round(args.factor * cap))
         load = wrk_load(s.url, crop, connections=connections, seconds=args.seconds, delay_ms=1000)

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import ServiceProcess, median, open_model, png_crop, table, time_call, write_result  # noqa: E402
+from bench._common import ServiceProcess, median, model_folders, open_model, png_crop, table, time_call, write_result  # noqa: E402
 
 
 def raw_ort(folder: Path, batch: int, seconds: float) -> float:
@@ -65,16 +65,11 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8765)
     args = ap.parse_args()
 
-    from core.manifest import read_manifest
-
-    folders = {read_manifest(f.parent).name: f.parent for f in sorted(args.model_dir.glob("*/manifest.json"))}
+    folders = model_folders(args.model_dir, ap, args.models or ())
     names = args.models or list(folders)
-    missing = sorted(set(names) - set(folders))
-    if missing:
-        ap.error(f"no model {missing} under {args.model_dir}; there are {sorted(folders)}")
     data, measured = {}, {}
     for name in names:
-        data[name], measured[name] = measure(name, folders[name], args)
+        data[name], measured[name] = measure(name, folders[name][0], args)
     first = measured[names[0]]
     rows = [[name, path, conc, f"{cps:.1f}", p50, p99, ratio, f"{cps / first[path][0]:.2f}"]
             for name in names for path, (cps, conc, p50, p99, ratio) in measured[name].items()]
@@ -91,8 +86,7 @@ def measure(name: str, folder: Path, args) -> tuple[dict, dict[str, tuple]]:
     out = {f"raw ORT, batch {b}": (cps, "-", "-", "-", f"{cps / raw[64]:.2f}") for b, cps in raw.items()}
     data["raw_crops_per_s"] = raw
     crop = png_crop()
-    env = {"TEXTSR_MAX_BATCH_SIZE": "64", "TEXTSR_MAX_QUEUE_DELAY_MS": "2", "TEXTSR_DEFAULT_MODEL": name}
-    with ServiceProcess(args.model_dir, args.port, **env) as service:
+    with ServiceProcess(args.model_dir, args.port, name, TEXTSR_MAX_BATCH_SIZE="64", TEXTSR_MAX_QUEUE_DELAY_MS="2") as service:
         data["service"] = {}
         for c in args.concurrency:
             asyncio.run(drive(service.url, crop, c, 2))  # warm-up

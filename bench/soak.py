@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, ServiceProcess, capacity, png_crop, table, write_result, wrk_load  # noqa: E402
+from bench._common import ROOT, ServiceProcess, capacity, model_folders, png_crop, table, write_result, wrk_load  # noqa: E402
 
 
 def main() -> None:
@@ -30,8 +30,9 @@ def main() -> None:
     ap.add_argument("--round-seconds", type=float, default=30, help="length of one load round; RSS is read after each")
     ap.add_argument("--warmup-seconds", type=float, default=60, help="drift is measured from the RSS sample after this much load")
     args = ap.parse_args()
+    model_folders(args.model_dir, ap, [args.model] if args.model else ())
     crop = png_crop()
-    with ServiceProcess(args.model_dir, args.port, **({"TEXTSR_DEFAULT_MODEL": args.model} if args.model else {})) as s:
+    with ServiceProcess(args.model_dir, args.port, args.model) as s:
         cap, _ = capacity(s.url, crop, min(10, args.round_seconds))
         rate = 0.5 * cap
         totals = {"sent": 0, "ok_200": 0, "errors": 0}

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import ServiceProcess, median, open_model, png_crop, table, time_call, write_result  # noqa: E402
+from bench._common import ServiceProcess, median, model_folders, open_model, png_crop, table, time_call, write_result  # noqa: E402
 from bench.flops import gflops_per_crop  # noqa: E402
 from bench.serve_throughput import drive  # noqa: E402
 
@@ -90,13 +90,11 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8766)
     args = ap.parse_args()
 
-    from core.manifest import read_manifest
-
-    found = [(f.parent, read_manifest(f.parent)) for f in sorted(args.model_dir.glob("*/manifest.json"))]
-    chosen = [(f, m) for f, m in found if (m.name == args.model if args.model else m.text_prior is None)]
-    if not chosen:
-        ap.error(f"no model {args.model!r} under {args.model_dir}" if args.model else f"no model without a text prior under {args.model_dir}")
-    folder, manifest = chosen[0]
+    found = model_folders(args.model_dir, ap, [args.model] if args.model else ())
+    plain = [name for name, (_, m) in found.items() if m.text_prior is None]
+    if not (args.model or plain):
+        ap.error(f"no model without a text prior under {args.model_dir}; name one with --model")
+    folder, manifest = found[args.model or plain[0]]
     gflop = gflops_per_crop(folder / "model.onnx")
     peak, peak_note = cpu_peak_gflops()
     data = {"model": manifest.name, "backbone": manifest.backbone, "gflop_per_crop": gflop, "peak_gflops": peak, "peak": peak_note}
@@ -113,7 +111,7 @@ def main() -> None:
         per = median(time_call(lambda x=x: eng(x), max(3, int(args.seconds / 2)), warmup=1))
         add(f"(b) raw ORT, batch {b}", b / per, 1000 * per)
     crop = png_crop()
-    with ServiceProcess(args.model_dir, args.port, TEXTSR_MAX_BATCH_SIZE="64", TEXTSR_DEFAULT_MODEL=manifest.name) as service:
+    with ServiceProcess(args.model_dir, args.port, manifest.name, TEXTSR_MAX_BATCH_SIZE="64") as service:
         for c in (1, 16, 64):
             asyncio.run(drive(service.url, crop, c, 2))
             n, lat, errors = asyncio.run(drive(service.url, crop, c, args.seconds))

@@ -19,26 +19,21 @@ ROOT = Path(__file__).resolve().parent.parent
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/system-deps.sh installs it as root)")
 
 
-def fast_model() -> str:
-    """The shipped model without a text prior: the full-length runs the README quotes measured it (the short runs here
-    need a capacity of several crops per second to offer a multiple of it in a few seconds)."""
+def run_bench(tmp_path: Path, script: str, model: Path, *args: str) -> dict:
+    """Run a bench on ``model`` (a folder; the short runs need a model of several crops per second to offer a multiple
+    of its capacity in a few seconds: one without a text prior, as the full-length runs the README quotes)."""
     from core.manifest import read_manifest
 
-    return next(m.name for m in map(read_manifest, sorted(p.parent for p in (ROOT / "models").glob("*/manifest.json")))
-                if m.text_prior is None)
-
-
-def run_bench(tmp_path: Path, script: str, *args: str) -> dict:
     env = {**os.environ, "TEXTSR_BENCH_RESULTS": str(tmp_path)}
-    cmd = [sys.executable, f"bench/{script}.py", "--model", fast_model(), *args]
+    cmd = [sys.executable, f"bench/{script}.py", "--model-dir", str(model.parent), "--model", read_manifest(model).name, *args]
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, timeout=300, capture_output=True)
     (result,) = tmp_path.glob("*.json")
     return json.loads(result.read_text())
 
 
 @needs_wrk
-def test_overload_refuses_excess_with_retry_after_and_recovers(tmp_path):
-    r = run_bench(tmp_path, "overload", "--factor", "5", "--seconds", "4", "--probe-seconds", "2", "--port", "8791")
+def test_overload_refuses_excess_with_retry_after_and_recovers(tmp_path, plain_model_dir):
+    r = run_bench(tmp_path, "overload", plain_model_dir, "--factor", "5", "--seconds", "4", "--probe-seconds", "2", "--port", "8791")
     assert r["offered_x_capacity"] > 2
     assert r["rejected_503"] > 0 and r["ok_200"] > 0
     assert r["503_without_retry_after"] == 0 and r["other_status"] == 0 and r["no_answer"] == 0
@@ -57,13 +52,13 @@ def test_overload_refuses_excess_with_retry_after_and_recovers(tmp_path):
 
 
 @needs_wrk
-def test_soak_short_run_has_no_errors_and_no_drift(tmp_path):
+def test_soak_short_run_has_no_errors_and_no_drift(tmp_path, plain_model_dir):
     """The README's soak bound (drift <= 5%), over a short run: 8 rounds of 4 s, drift from the sample after 20 s.
 
     RSS climbs in steps for the first ~20 s of load (thread pools and allocator arenas warming up: measured 313 -> 331 MB,
     then flat); a run measured from its first 4-s round once read +25% of warm-up as drift.
     """
-    r = run_bench(tmp_path, "soak", "--minutes", "0.53", "--round-seconds", "4", "--warmup-seconds", "20", "--port", "8792")
+    r = run_bench(tmp_path, "soak", plain_model_dir, "--minutes", "0.53", "--round-seconds", "4", "--warmup-seconds", "20", "--port", "8792")
     assert r["sent"] > 0 and r["ok_200"] == r["sent"] and r["errors"] == 0
     samples = r["rss_mb_samples"]
     assert len(samples) == 8 and r["rss_mb_after_warmup"] == samples[4] and r["rss_mb_last"] == samples[-1]
@@ -99,3 +94,9 @@ def test_full_soak_run_recorded_what_the_readme_claims():
     for figure in (f"{r['sent']:,} requests, {r['ok_200']:,} answered 200", f"drift +{100 * drift:.1f}% (bound: 5%)",
                    f"{samples[-1]:.0f} MB at the end"):
         assert figure in text, figure
+
+
+@pytest.mark.parametrize("script", ["overload", "soak"])
+def test_load_bench_names_an_unknown_model_before_starting_anything(script, tmp_path):
+    bad = subprocess.run([sys.executable, f"bench/{script}.py", "--model", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no model ['nope']" in bad.stderr and "there are [" in bad.stderr

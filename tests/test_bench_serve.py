@@ -43,3 +43,8 @@ def test_readme_performance_tables_are_the_recorded_runs(repo_root):
     raw = default["raw_crops_per_s"]["64"] / fast["raw_crops_per_s"]["64"]
     assert (f"So the default serves {http} the fast model's crops per second over HTTP at concurrency 1 / 8 / 64"
             f" ({raw:.2f}x in raw ONNX Runtime at batch 64)") in " ".join(readme.split())
+
+
+def test_suite_names_an_unknown_model_before_starting_anything():
+    bad = subprocess.run([sys.executable, "bench/suite.py", "--model", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no model ['nope']" in bad.stderr and "there are [" in bad.stderr
