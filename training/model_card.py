@@ -183,6 +183,9 @@ def main() -> None:
     ap.add_argument("--made-by", default="`make train-default`", help="how the checkpoint is reproduced (Markdown)")
     ap.add_argument("--last-step", type=int, help="the step that was converted, when the logs go on past it")
     args = ap.parse_args()
+    missing = [str(path) for path in [args.model_dir / "metrics.json", args.config, *args.extra] if not path.is_file()]
+    if missing:
+        ap.error(f"no such file: {', '.join(missing)}")
     metrics = json.loads((args.model_dir / "metrics.json").read_text())
     extra = "\n".join(path.read_text() for path in args.extra)
     print(write_card(args.model_dir, metrics, args.train_dir, args.config, args.data_note, extra, args.made_by, args.last_step))

@@ -97,3 +97,14 @@ def test_card_names_the_text_prior_and_its_generator(tmp_path, model_dir_any, re
     assert ("reads the LR crop with `prior_generator.onnx` (in this folder, a copy of the service recognizer fine-tuned"
             " with the SR network) and feeds its class probabilities as `prior` [-1, 64, 24]") in card
     assert "`glyphs` [-1, 1, 32, 128]; every request runs both graphs." in card
+
+
+def test_card_command_names_a_missing_input(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "training.model_card", "--model-dir", str(repo_root / "models/gestalt-tsrn-synth"),
+           "--train-dir", str(tmp_path), "--config", str(repo_root / "training/configs/default_tsrn.yml"),
+           "--data-note", "x", "--extra", str(tmp_path / "notes.md")]
+    bad = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and f"no such file: {tmp_path / 'notes.md'}" in bad.stderr and "Traceback" not in bad.stderr
