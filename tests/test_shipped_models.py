@@ -143,6 +143,32 @@ def test_default_model_against_the_previous_default(repo_root):
             f" previous one's, p = {service['p']:.2g}; held-out recognizer {heldout['only_first']} vs {heldout['only_second']}") in models
 
 
+def test_default_reading_union(repo_root, tmp_path):
+    """The README's oracle over seven readings of the test crops is the committed reading_union.json's: its evaluated
+    readers are metrics.json's per-crop hits, its union and target follow from them and the generator's hits, and the
+    generator's hits of the first crops of every test split, regenerated and read now, are the committed ones."""
+    pytest.importorskip("paddle", reason="gen-data's renderer is in the train extra")
+    from training.data.synth import write_split
+    from training.reading_union import GENERATOR, generator_hits, union_table
+
+    metrics = json.loads((DEFAULT / "metrics.json").read_text())
+    union = json.loads((DEFAULT / "reading_union.json").read_text())
+    assert set(union["splits"]) == set(metrics["splits"]) and union["target_points"] == 10
+    n = 16
+    for split, result in union["splits"].items():
+        evaluated = metrics["splits"][split]
+        hits = {GENERATOR: result["generator_correct"]}
+        hits |= {f"{r} {f}": evaluated[k][f] for r, k in (("service", "correct"), ("held-out", "heldout_correct"))
+                 for f in ("raw", "bicubic", "sr")}
+        assert result["readers"] == union_table(hits)
+        assert result["target"] == pytest.approx(evaluated["accuracy"]["bicubic"] + 0.10)
+        write_split(tmp_path, f"test/{split}", n, seed=0, progress=False)
+        assert generator_hits(DEFAULT, tmp_path / "test" / split) == result["generator_correct"][:n], split
+    avg = union["average"]
+    assert (f"reads {100 * avg['readers'][-1]['union']:.1f}% of the test crops against the target's"
+            f" {100 * avg['target']:.1f}%") in models_section(repo_root)
+
+
 FAST = ROOT / "models" / "gestalt-tsrn-synth-fast"
 
 
