@@ -149,12 +149,12 @@ def test_default_reading_union(repo_root, tmp_path):
     generator's hits of the first crops of every test split, regenerated and read now, are the committed ones."""
     pytest.importorskip("paddle", reason="gen-data's renderer is in the train extra")
     from training.data.synth import write_split
-    from training.reading_union import GENERATOR, generator_hits, union_table
+    from training.reading_union import GENERATOR, generator_engine, generator_hits, union_table
 
     metrics = json.loads((DEFAULT / "metrics.json").read_text())
     union = json.loads((DEFAULT / "reading_union.json").read_text())
     assert set(union["splits"]) == set(metrics["splits"]) and union["target_points"] == 10
-    n = 16
+    n, engine = 16, generator_engine(DEFAULT)
     for split, result in union["splits"].items():
         evaluated = metrics["splits"][split]
         hits = {GENERATOR: result["generator_correct"]}
@@ -163,7 +163,7 @@ def test_default_reading_union(repo_root, tmp_path):
         assert result["readers"] == union_table(hits)
         assert result["target"] == pytest.approx(evaluated["accuracy"]["bicubic"] + 0.10)
         write_split(tmp_path, f"test/{split}", n, seed=0, progress=False)
-        assert generator_hits(DEFAULT, tmp_path / "test" / split) == result["generator_correct"][:n], split
+        assert generator_hits(engine, tmp_path / "test" / split) == result["generator_correct"][:n], split
     avg = union["average"]
     assert (f"reads {100 * avg['readers'][-1]['union']:.1f}% of the test crops against the target's"
             f" {100 * avg['target']:.1f}%") in models_section(repo_root)

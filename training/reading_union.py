@@ -6,12 +6,13 @@
 
 Reads the per-crop hits ``textsr eval`` wrote (the raw crop, bicubic and the SR, each by the service recognizer and the
 held-out one) and adds the reading of each LR crop by the model's text-prior generator (through the service's own
-:class:`service.text_prior.TextPriorEngine`). An oracle that takes, crop by crop, whichever reader is right reads the
-union. A target near or above it (``--target-points`` over the service recognizer's bicubic, the recognition issue's
-+10 by default) asks the SR, read by one recognizer, to get nearly every crop any of these readers gets, or crops none
-of them does: a text-prior SR draws its generator's reading, so that takes a better reader of the LR crop. Writes ``reading_union.json`` (per split and on
-average: each reader's accuracy, the union as readers are added, the target; per split the generator's hits) and prints
-the table. Choose nothing by it on test/: there it only reports.
+:class:`service.text_prior.TextPriorEngine`, loaded as the service loads it). An oracle that takes, crop by crop,
+whichever reader is right reads the union. A target near or above it (``--target-points`` over the service
+recognizer's bicubic, the recognition issue's +10 by default) asks the SR, read by one recognizer, to get nearly every
+crop any of these readers gets, or crops none of them does: a text-prior SR draws its generator's reading, so that
+takes a better reader of the LR crop. Writes ``reading_union.json`` (per split and on average: each reader's accuracy,
+the union as readers are added, the target; per split the generator's hits) and prints the table. Choose nothing by it
+on test/: there it only reports.
 """
 
 from __future__ import annotations
@@ -42,25 +43,24 @@ def union_table(hits: dict[str, str]) -> list[dict[str, Any]]:
     return rows
 
 
-def generator_hits(model_dir: str | Path, lmdb: str | Path) -> str:
-    """"1"/"0" per crop of ``lmdb``: does the text-prior generator of the model in ``model_dir`` read its LR crop right?"""
-    from core.manifest import read_manifest
-    from service.engine import OrtEngine
+def generator_engine(model_dir: str | Path) -> Any:
+    """The model in ``model_dir`` as the service loads it (manifest and sha256 checks, CPU, fp32): a text-prior engine;
+    :class:`ModelLoadError` for a model without a text prior."""
     from service.errors import ModelLoadError
-    from service.text_prior import TextPriorEngine, prior_recognizer
+    from service.repository import load_model
+
+    model = load_model(Path(model_dir), "cpu", "fp32", 1)
+    if model.manifest.text_prior is None:
+        raise ModelLoadError(f"{model_dir}: the model has no text prior, so no generator reads its LR crops")
+    return model.engine
+
+
+def generator_hits(engine: Any, lmdb: str | Path) -> str:
+    """"1"/"0" per crop of ``lmdb``: does the text-prior ``engine`` (:func:`generator_engine`) read its LR crop right?"""
     from training.data.lmdb_dataset import LMDBDataSetSR
     from training.evaluate import EVAL_BATCH, match_label
     from training.networks.text_prior import TextPrior
 
-    model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
-    if manifest.text_prior is None:
-        raise ModelLoadError(f"{model_dir}: the model has no text prior, so no generator reads its LR crops")
-    engine = TextPriorEngine(
-        OrtEngine(model_dir / manifest.graph("fp32").file, intra_op_threads=1),
-        OrtEngine(prior_recognizer(manifest.text_prior, model_dir), intra_op_threads=1),
-        manifest.text_prior,
-    )
     hits = []
     for lr, _, labels in LMDBDataSetSR(lmdb).batches(EVAL_BATCH):
         hits += [match_label(text, label) for (text, _), label in zip(TextPrior.decode(engine.prior(lr)), labels)]
@@ -75,11 +75,12 @@ def reading_union(metrics: dict[str, Any], model_dir: str | Path, data: str | Pa
     from training.evaluate import split_name
 
     lmdbs = {split_name(p, Path(data)): p for p in find_lmdbs(data)}
+    engine = generator_engine(model_dir)
     splits = {}
     for name, split in metrics["splits"].items():
         if name not in lmdbs:
             raise DataError(f"split {name!r} of the metrics is not under {data} (found {sorted(lmdbs)})")
-        hits = {GENERATOR: generator_hits(model_dir, lmdbs[name])}
+        hits = {GENERATOR: generator_hits(engine, lmdbs[name])}
         for reader, key in READERS:
             hits |= {f"{reader} {form}": split[key][form] for form in FORMS if form in split.get(key, {})}
         rows = union_table(hits)
@@ -110,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.reading_union", description=__doc__.split("\n\n")[0])
     ap.add_argument("--metrics", required=True, help="metrics.json of `textsr eval` on --data")
     ap.add_argument("--model-dir", required=True, help="the evaluated model folder (a model with a text prior)")
-    ap.add_argument("--data", required=True, help="the TextZoom-layout root that was evaluated (val/, not test/)")
+    ap.add_argument("--data", required=True, help="the TextZoom-layout root that was evaluated (val/ to choose by; test/ only reports)")
     ap.add_argument("--out", required=True, help="output folder for reading_union.json")
     ap.add_argument("--target-points", type=float, default=10.0, help="points over the service recognizer's bicubic")
     args = ap.parse_args(argv)
+    if not Path(args.metrics).is_file():
+        ap.error(f"no such file: {args.metrics}")
     result = reading_union(json.loads(Path(args.metrics).read_text()), args.model_dir, args.data, args.target_points)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

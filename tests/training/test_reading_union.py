@@ -10,7 +10,7 @@ import pytest
 from core.errors import DataError
 from core.manifest import read_manifest
 from service.errors import ModelLoadError
-from training.reading_union import GENERATOR, generator_hits, main, reading_union, union_table
+from training.reading_union import GENERATOR, generator_engine, generator_hits, main, reading_union, union_table
 
 
 def test_the_union_grows_by_the_crops_only_the_new_reader_gets():
@@ -48,15 +48,16 @@ def test_the_generator_reads_clean_crops_and_misses_blank_ones(tmp_path, prior_m
 
     clean = write(tmp_path / "clean", lambda hr: cv2.resize(hr, (64, 16), interpolation=cv2.INTER_AREA))
     blank = write(tmp_path / "blank", lambda hr: np.full((16, 64, 3), 128, np.uint8))
-    assert generator_hits(prior_model, clean).count("1") >= 6
-    assert generator_hits(prior_model, blank) == "0" * 8
+    engine = generator_engine(prior_model)
+    assert generator_hits(engine, clean).count("1") >= 6
+    assert generator_hits(engine, blank) == "0" * 8
 
 
 def test_the_generator_and_the_evaluated_readers_make_the_union(tmp_path, prior_model, plain_model_dir, capsys):
     from training.data.synth import write_split
 
     write_split(tmp_path / "data", "val", 8, seed=5, progress=False)
-    generator = generator_hits(prior_model, tmp_path / "data/val")
+    generator = generator_hits(generator_engine(prior_model), tmp_path / "data/val")
     assert len(generator) == 8 and set(generator) <= {"0", "1"}
     evaluated = {
         "correct": {"raw": "10000000", "bicubic": "11000000", "sr": "00100000"},
@@ -67,6 +68,9 @@ def test_the_generator_and_the_evaluated_readers_make_the_union(tmp_path, prior_
     out = tmp_path / "out"
     args = ["--metrics", str(tmp_path / "metrics.json"), "--model-dir", str(prior_model), "--data", str(tmp_path / "data"),
             "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args[:1], str(tmp_path / "nothing.json"), *args[2:]])
+    assert exit_.value.code == 2 and "no such file" in capsys.readouterr().err
     assert main(args) == 0
     result = json.loads((out / "reading_union.json").read_text())
     rows = result["splits"]["val"]["readers"]
